@@ -1,0 +1,137 @@
+"""The shared base of every density model: loss, bits/dim logging and the sampling contract.
+
+A model implements
+
+* ``nll(x) -> Tensor[B]``: negative log-likelihood of each example, in **nats**
+  (for a latent-variable model: the negative ELBO, an upper bound on the NLL);
+* ``n_dims``: dimensions per example, so that ``bits/dim = nll / (n_dims * ln 2)``;
+* ``sample(n) -> Tensor``: ``n`` samples shaped and typed like a batch ``x``, on the model's device.
+
+Models with more than one loss term (VAEs) override :meth:`DensityModel.loss_terms` and list the
+extra term names in ``extra_terms``; each is logged as ``<stage>/<term>_bpd`` beside ``<stage>/bpd``.
+
+The optimiser minimises the mean NLL per dimension in nats; everything logged is in bits/dim.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+LN2 = math.log(2.0)
+STAGES = ("train", "val", "test")
+
+
+class ModelConfigError(ValueError):
+    """A model was given hyper-parameters it cannot work with."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def unpack_batch(batch: Tensor | tuple | list) -> Tensor:
+    """Return ``x`` from a batch that is ``x`` or ``(x, y)`` (see DESIGN.md, Batches)."""
+    if isinstance(batch, (tuple, list)):
+        return batch[0]
+    return batch
+
+
+class DensityModel(pl.LightningModule):
+    """Base LightningModule of every model: subclasses implement ``nll``, ``n_dims`` and ``sample``.
+
+    Args:
+        lr: learning rate of the default Adam optimiser.
+    """
+
+    #: names of per-example loss terms (nats) besides ``nll`` that :meth:`loss_terms` returns.
+    extra_terms: tuple[str, ...] = ()
+
+    def __init__(self, lr: float = 1e-3) -> None:
+        super().__init__()
+        if not lr > 0:
+            raise ModelConfigError(f"lr must be > 0, got {lr}")
+        self.lr = lr
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{term}": MeanMetric()
+                for stage in ("val", "test")
+                for term in ("nll", *self.extra_terms)
+            }
+        )
+
+    # ------------------------------------------------------------------ the contract
+    @property
+    def n_dims(self) -> int:
+        """Dimensions per example (for bits/dim)."""
+        raise NotImplementedError
+
+    def nll(self, x: Tensor) -> Tensor:
+        """Negative log-likelihood of each example in nats, shape ``[B]``."""
+        raise NotImplementedError
+
+    def sample(self, n: int) -> Tensor:
+        """``n`` samples shaped and typed like a batch ``x``, on the model's device."""
+        raise NotImplementedError
+
+    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example loss terms in nats: ``{"nll": Tensor[B], **{t: Tensor[B] for extra_terms}}``."""
+        return {"nll": self.nll(x)}
+
+    # ------------------------------------------------------------------ helpers
+    def to_bpd(self, nats: Tensor) -> Tensor:
+        """Convert nats per example to bits per dimension."""
+        return nats / (self.n_dims * LN2)
+
+    @staticmethod
+    def _log_name(stage: str, term: str) -> str:
+        return f"{stage}/bpd" if term == "nll" else f"{stage}/{term}_bpd"
+
+    # ------------------------------------------------------------------ Lightning steps
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x = unpack_batch(batch)
+        terms = self.loss_terms(x)
+        loss = terms["nll"].mean() / self.n_dims  # nats/dim
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss.item()}) at global step {self.global_step}, "
+                f"epoch {self.current_epoch}, batch {batch_idx}"
+            )
+        for term, value in terms.items():
+            self.log(
+                self._log_name("train", term),
+                self.to_bpd(value.detach().mean()),
+                on_step=True,
+                on_epoch=False,
+                prog_bar=term == "nll",
+                batch_size=x.shape[0],
+            )
+        return loss
+
+    def _eval_step(self, stage: str, batch: Any) -> None:
+        x = unpack_batch(batch)
+        terms = self.loss_terms(x)
+        for term, value in terms.items():
+            metric = self.metrics[f"{stage}_{term}"]
+            metric.update(self.to_bpd(value.detach()))
+            self.log(
+                self._log_name(stage, term),
+                metric,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=term == "nll",
+            )
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)

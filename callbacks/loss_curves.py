@@ -1,0 +1,81 @@
+"""Loss curves: train bits/dim per step and validation (and test) bits/dim per epoch, same axes."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+from matplotlib.figure import Figure
+
+from callbacks.figures import save_figure, should_draw
+
+
+class LossCurves(pl.Callback):
+    """Records ``train/<term>`` every step and ``val/<term>``, ``test/<term>`` per evaluation, and
+    draws one panel per term (x = training step, y = bits/dim) at the end of fit, after a test run,
+    and when training stops on an exception.
+
+    Args:
+        terms: logged metric suffixes to draw, e.g. ``["bpd"]`` or ``["bpd", "kl_bpd", "recon_bpd"]``.
+        name: figure name (``figures/<name>.png``).
+    """
+
+    def __init__(self, terms: list[str] | None = None, name: str = "loss_curves") -> None:
+        self.terms = list(terms) if terms else ["bpd"]
+        self.name = name
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def _record(self, trainer: pl.Trainer, stage: str, step: int) -> None:
+        for term in self.terms:
+            value = trainer.callback_metrics.get(f"{stage}/{term}")
+            if value is not None:
+                self.history.setdefault(f"{stage}/{term}", []).append((step, float(value)))
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self._record(trainer, "train", trainer.global_step)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record(trainer, "val", trainer.global_step)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record(trainer, "test", trainer.global_step)
+        self.draw(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.draw(trainer)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exc: BaseException
+    ) -> None:
+        self.draw(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = {k: [tuple(p) for p in v] for k, v in state_dict["history"].items()}
+
+    def draw(self, trainer: pl.Trainer) -> None:
+        if not should_draw(trainer) or not self.history:
+            return
+        fig = Figure(figsize=(6.4 * len(self.terms), 4.2))
+        axes = fig.subplots(1, len(self.terms), squeeze=False)[0]
+        styles = {
+            "train": dict(lw=0.8, alpha=0.6, label="train (per minibatch)"),
+            "val": dict(marker="o", lw=1.8, label="validation (per epoch)"),
+            "test": dict(marker="*", ms=12, ls="none", label="test"),
+        }
+        for ax, term in zip(axes, self.terms, strict=True):
+            for stage, style in styles.items():
+                points = [p for p in self.history.get(f"{stage}/{term}", []) if math.isfinite(p[1])]
+                if points:
+                    steps, values = zip(*points, strict=True)
+                    ax.plot(steps, values, **style)
+            ax.set_xlabel("training step")
+            ax.set_ylabel(f"{term.replace('_bpd', '')} (bits/dim)" if term != "bpd" else "bits/dim")
+            ax.set_title(term)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        save_figure(trainer, fig, self.name)

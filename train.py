@@ -1,0 +1,172 @@
+"""Train, validate, test or sample any model of this library from a YAML config (LightningCLI).
+
+    python train.py fit --config configs/hw1/warmup.yaml [--trainer.max_epochs 5 ...]
+
+``--model`` and ``--data`` take any :class:`ar_models.DensityModel` and any LightningDataModule
+(short class names of this library, or full import paths). A ``fit`` run also tests the best
+checkpoint, and leaves in ``trainer.default_root_dir`` (default ``runs/<config name>``):
+``config.yaml``, ``checkpoints/``, ``figures/``, ``metrics.csv``, ``results.json`` and ``wandb/``.
+
+W&B runs offline unless credentials are configured; ``WANDB_MODE`` always wins and
+``WANDB_MODE=disabled`` attaches no W&B logger at all.
+"""
+
+from __future__ import annotations
+
+import json
+import netrc
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.utilities import rank_zero_info
+
+import ar_models  # noqa: F401  (registers the model classes for --model)
+import callbacks  # noqa: F401  (registers the callbacks for trainer.callbacks)
+import datamodules  # noqa: F401  (registers the data modules for --data)
+import vae_models  # noqa: F401
+from ar_models.base import DensityModel, ModelConfigError
+from callbacks.loss_curves import LossCurves
+from datamodules.base import DataError
+
+WANDB_PROJECT = "deepul-lightning"
+RUNS_DIR = "runs"
+
+
+def wandb_mode() -> str:
+    """``WANDB_MODE`` if set; else ``online`` with credentials (API key or netrc), else ``offline``."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode:
+        return mode
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    try:
+        host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1]
+        if netrc.netrc().authenticators(host.split("/")[0]):
+            return "online"
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        pass
+    return "offline"
+
+
+def default_loggers(root: str, run_name: str) -> list[Logger]:
+    """CSV (always, ``<root>/metrics.csv``) and W&B (``<root>/wandb``) unless W&B is disabled."""
+    loggers: list[Logger] = [CSVLogger(save_dir=root, name="", version="")]
+    mode = wandb_mode()
+    if mode == "disabled":
+        return loggers
+    if mode == "offline" and "WANDB_MODE" not in os.environ:
+        rank_zero_info(
+            f"W&B: no credentials found, logging offline to {root}/wandb "
+            "(upload later with `wandb sync`, or set WANDB_MODE)."
+        )
+    os.environ.setdefault("WANDB_SILENT", "true")
+    loggers.append(
+        WandbLogger(save_dir=root, name=run_name, project=WANDB_PROJECT, offline=mode == "offline")
+    )
+    return loggers
+
+
+def default_callbacks(existing: list[Callback]) -> list[Callback]:
+    """Best/last checkpoints on ``val/bpd`` and loss curves, unless the config already has them."""
+    extra: list[Callback] = []
+    if not any(isinstance(c, ModelCheckpoint) for c in existing):
+        extra.append(
+            ModelCheckpoint(
+                monitor="val/bpd",
+                mode="min",
+                save_last=True,
+                filename="best-epoch{epoch}-step{step}",
+                auto_insert_metric_name=False,
+            )
+        )
+    if not any(isinstance(c, LossCurves) for c in existing):
+        extra.append(LossCurves())
+    return extra
+
+
+class DeepulCLI(LightningCLI):
+    """LightningCLI in subclass mode, with our run folder, loggers, callbacks and results.json."""
+
+    def __init__(self, args: Any = None, **kwargs: Any) -> None:
+        super().__init__(
+            DensityModel,
+            pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            args=args,
+            **kwargs,
+        )
+
+    def _subconfig(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
+
+    def run_name(self) -> str:
+        """The stem of the last ``--config`` file, or ``default``."""
+        configs = self._subconfig().get("config") or []
+        return Path(str(configs[-1])).stem if configs else "default"
+
+    def before_instantiate_classes(self) -> None:
+        trainer = self._subconfig()["trainer"]
+        if not trainer.get("default_root_dir"):
+            trainer["default_root_dir"] = str(Path(RUNS_DIR) / self.run_name())
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        config = self._get(self.config_init, "trainer", default={})
+        root = config["default_root_dir"]
+        if config.get("logger") in (None, True):
+            kwargs["logger"] = default_loggers(root, self.run_name())
+        existing = config.get("callbacks") or []
+        existing = list(existing) if isinstance(existing, list) else [existing]
+        kwargs["callbacks"] = existing + default_callbacks(existing)
+        return super().instantiate_trainer(**kwargs)
+
+    def write_results(self, results: list[dict[str, float]], checkpoint: str | None) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        metrics = {k: v for result in results for k, v in result.items()}
+        payload: dict[str, Any] = {**metrics, "checkpoint": checkpoint}
+        path = Path(self.trainer.default_root_dir) / "results.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+        rank_zero_info(f"results: {path}")
+
+    def after_fit(self) -> None:
+        """Test the best checkpoint (the last weights where there is none) and write results.json."""
+        if self.trainer.fast_dev_run or self.trainer.interrupted:
+            return
+        best = (
+            self.trainer.checkpoint_callback.best_model_path
+            if self.trainer.checkpoint_callback
+            else ""
+        )
+        ckpt_path = best or None
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+        self.write_results(results, ckpt_path)
+
+    def after_test(self) -> None:
+        ckpt_path = self._get(self.config_init, "ckpt_path")
+        metrics = {
+            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")
+        }
+        self.write_results([metrics], ckpt_path)
+
+
+def main(args: Any = None) -> None:
+    """Entry point; bad data or hyper-parameters end with one line on stderr and exit status 2."""
+    try:
+        DeepulCLI(args=args)
+    except (DataError, ModelConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
