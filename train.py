@@ -39,7 +39,7 @@ RUNS_DIR = "runs"
 
 
 def wandb_mode() -> str:
-    """``WANDB_MODE`` if set; else ``online`` with credentials (API key or netrc), else ``offline``."""
+    """``WANDB_MODE`` if set; else ``online`` with credentials (key or netrc), else ``offline``."""
     mode = os.environ.get("WANDB_MODE")
     if mode:
         return mode
@@ -139,7 +139,7 @@ class DeepulCLI(LightningCLI):
         rank_zero_info(f"results: {path}")
 
     def after_fit(self) -> None:
-        """Test the best checkpoint (the last weights where there is none) and write results.json."""
+        """Test the best checkpoint (the last weights where there is none); write results.json."""
         if self.trainer.fast_dev_run or self.trainer.interrupted:
             return
         best = (
@@ -159,12 +159,28 @@ class DeepulCLI(LightningCLI):
         self.write_results([metrics], ckpt_path)
 
 
+USER_ERRORS = (DataError, ModelConfigError)
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """Our own bad-input error behind ``error`` (jsonargparse wraps the ones raised in __init__)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, USER_ERRORS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(args: Any = None) -> None:
     """Entry point; bad data or hyper-parameters end with one line on stderr and exit status 2."""
     try:
         DeepulCLI(args=args)
-    except (DataError, ModelConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except Exception as error:
+        cause = user_error(error)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -8,7 +8,8 @@ A model implements
 * ``sample(n) -> Tensor``: ``n`` samples shaped and typed like a batch ``x``, on the model's device.
 
 Models with more than one loss term (VAEs) override :meth:`DensityModel.loss_terms` and list the
-extra term names in ``extra_terms``; each is logged as ``<stage>/<term>_bpd`` beside ``<stage>/bpd``.
+extra term names in ``extra_terms``; each is logged as ``<stage>/<term>_bpd`` beside
+``<stage>/bpd``.
 
 The optimiser minimises the mean NLL per dimension in nats; everything logged is in bits/dim.
 """
@@ -80,7 +81,7 @@ class DensityModel(pl.LightningModule):
         raise NotImplementedError
 
     def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
-        """Per-example loss terms in nats: ``{"nll": Tensor[B], **{t: Tensor[B] for extra_terms}}``."""
+        """Per-example loss terms in nats: ``{"nll": Tensor[B]}`` plus one per ``extra_terms``."""
         return {"nll": self.nll(x)}
 
     # ------------------------------------------------------------------ helpers
@@ -126,6 +127,18 @@ class DensityModel(pl.LightningModule):
                 on_epoch=True,
                 prog_bar=term == "nll",
             )
+
+    def _reset_metrics(self, stage: str) -> None:
+        """Fresh metric state created under the running loop's grad mode: states left by an
+        inference-mode ``validate()`` would otherwise break a later ``fit()`` (no-grad) loop."""
+        for term in ("nll", *self.extra_terms):
+            self.metrics[f"{stage}_{term}"].reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_metrics("test")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step("val", batch)

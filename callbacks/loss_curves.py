@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from matplotlib.figure import Figure
 
 from callbacks.figures import save_figure, should_draw
+
+
+def checkpoint_step(ckpt_path: str | None, default: int) -> int:
+    """The training step at which ``ckpt_path`` was saved (``default`` without a checkpoint)."""
+    if not ckpt_path or not Path(ckpt_path).is_file():
+        return default
+    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
+    return int(checkpoint.get("global_step", default))
 
 
 class LossCurves(pl.Callback):
@@ -17,7 +27,7 @@ class LossCurves(pl.Callback):
     and when training stops on an exception.
 
     Args:
-        terms: logged metric suffixes to draw, e.g. ``["bpd"]`` or ``["bpd", "kl_bpd", "recon_bpd"]``.
+        terms: logged metric suffixes to draw: ``["bpd"]``, or ``["bpd", "kl_bpd", "recon_bpd"]``.
         name: figure name (``figures/<name>.png``).
     """
 
@@ -40,7 +50,7 @@ class LossCurves(pl.Callback):
             self._record(trainer, "val", trainer.global_step)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._record(trainer, "test", trainer.global_step)
+        self._record(trainer, "test", checkpoint_step(trainer.ckpt_path, trainer.global_step))
         self.draw(trainer)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -55,7 +65,10 @@ class LossCurves(pl.Callback):
         return {"history": self.history}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = {k: [tuple(p) for p in v] for k, v in state_dict["history"].items()}
+        """Resume the curves of an interrupted run; a live history (e.g. when the best checkpoint
+        is restored for testing after fit) is kept, not replaced by the checkpoint's older one."""
+        if not self.history:
+            self.history = {k: [tuple(p) for p in v] for k, v in state_dict["history"].items()}
 
     def draw(self, trainer: pl.Trainer) -> None:
         if not should_draw(trainer) or not self.history:
@@ -65,7 +78,7 @@ class LossCurves(pl.Callback):
         styles = {
             "train": dict(lw=0.8, alpha=0.6, label="train (per minibatch)"),
             "val": dict(marker="o", lw=1.8, label="validation (per epoch)"),
-            "test": dict(marker="*", ms=12, ls="none", label="test"),
+            "test": dict(marker="*", ms=12, ls="none", label="test (tested checkpoint)"),
         }
         for ax, term in zip(axes, self.terms, strict=True):
             for stage, style in styles.items():

@@ -5,8 +5,11 @@ Batches are ``LongTensor[B]``: the category index ``x - 1`` of the handout's ``x
 
 from __future__ import annotations
 
+from math import sqrt
+
 import numpy as np
 import torch
+from scipy.special import erf
 
 from datamodules.base import ArrayDataModule, Split, split_first_last
 
@@ -52,3 +55,20 @@ class WarmupDataModule(ArrayDataModule):
     def load(self) -> tuple[Split, Split]:
         x = torch.from_numpy(sample_data(self.count, self.data_seed) - 1).long()
         return split_first_last(Split(x))
+
+
+def true_probabilities() -> np.ndarray:
+    """Exact p(x - 1) for x ∈ {1..100} under the generating law of ``sample_data``.
+
+    ``np.digitize`` with edges e_j = j/99 (j = 0..99) puts a clipped sample s into bin i with
+    e_{i-1} ≤ s < e_i, so with F the mixture CDF: P(1) = F(e_1) (all mass below 0 is clipped to 0),
+    P(i) = F(e_i) - F(e_{i-1}) for i = 2..99, and P(100) = 1 - F(1) (mass clipped to exactly 1).
+    """
+    edges = np.linspace(0.0, 1.0, N_CATEGORIES)
+
+    def cdf(s: np.ndarray) -> np.ndarray:
+        return sum(w * 0.5 * (1 + erf((s - mu) / (sd * sqrt(2)))) for w, mu, sd in MIXTURE)
+
+    upper = np.append(cdf(edges[1:]), 1.0)
+    lower = np.concatenate([[0.0], cdf(edges[1:])])
+    return upper - lower
