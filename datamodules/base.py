@@ -107,7 +107,8 @@ class ArrayDataModule(pl.LightningDataModule):
         if n_val < 1 or n_val >= len(train_full):
             raise DataError(
                 f"val_fraction={self.val_fraction} of {len(train_full)} training examples leaves "
-                f"{n_val} for validation and {len(train_full) - n_val} for training; both must be >= 1"
+                f"{n_val} for validation and {len(train_full) - n_val} for training; "
+                "both must be >= 1"
             )
         generator = torch.Generator().manual_seed(self.seed)
         perm = torch.randperm(len(train_full), generator=generator)

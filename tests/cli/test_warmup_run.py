@@ -32,9 +32,20 @@ def warmup_run(tmp_path_factory, request):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env["HOME"] = str(home)  # no ~/.netrc: no W&B credentials
     proc = subprocess.run(
-        [sys.executable, "train.py", "fit", "--config", "configs/hw1/warmup.yaml",
-         f"--trainer.default_root_dir={root / 'run'}", "--trainer.enable_progress_bar=false"],
-        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        [
+            sys.executable,
+            "train.py",
+            "fit",
+            "--config",
+            "configs/hw1/warmup.yaml",
+            f"--trainer.default_root_dir={root / 'run'}",
+            "--trainer.enable_progress_bar=false",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
         timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
