@@ -17,13 +17,14 @@ import json
 import netrc
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_info
 
 import ar_models  # noqa: F401  (registers the model classes for --model)
@@ -31,7 +32,9 @@ import callbacks  # noqa: F401  (registers the callbacks for trainer.callbacks)
 import datamodules  # noqa: F401  (registers the data modules for --data)
 import vae_models  # noqa: F401
 from ar_models.base import DensityModel, ModelConfigError
+from callbacks.csv_logger import AppendingCSVLogger
 from callbacks.loss_curves import LossCurves
+from callbacks.stop_checkpoint import StopCheckpoint
 from datamodules.base import DataError
 
 WANDB_PROJECT = "deepul-lightning"
@@ -56,7 +59,7 @@ def wandb_mode() -> str:
 
 def default_loggers(root: str, run_name: str) -> list[Logger]:
     """CSV (always, ``<root>/metrics.csv``) and W&B (``<root>/wandb``) unless W&B is disabled."""
-    loggers: list[Logger] = [CSVLogger(save_dir=root, name="", version="")]
+    loggers: list[Logger] = [AppendingCSVLogger(save_dir=root, name="", version="")]
     mode = wandb_mode()
     if mode == "disabled":
         return loggers
@@ -73,7 +76,8 @@ def default_loggers(root: str, run_name: str) -> list[Logger]:
 
 
 def default_callbacks(existing: list[Callback]) -> list[Callback]:
-    """Best/last checkpoints on ``val/bpd`` and loss curves, unless the config already has them."""
+    """Best/last checkpoints on ``val/bpd``, a checkpoint at any early stop, and loss curves,
+    unless the config already has them."""
     extra: list[Callback] = []
     if not any(isinstance(c, ModelCheckpoint) for c in existing):
         extra.append(
@@ -85,9 +89,29 @@ def default_callbacks(existing: list[Callback]) -> list[Callback]:
                 auto_insert_metric_name=False,
             )
         )
+    if not any(isinstance(c, StopCheckpoint) for c in existing):
+        extra.append(StopCheckpoint())
     if not any(isinstance(c, LossCurves) for c in existing):
         extra.append(LossCurves())
     return extra
+
+
+def archive_previous_run(root: Path) -> None:
+    """A fresh ``fit`` into a used run folder first moves the old one to ``<root>-<time>``, so no
+    earlier checkpoint, figure or metric is overwritten (resuming with ``--ckpt_path`` appends)."""
+    launcher_process = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get(
+        "NODE_RANK", "0"
+    ) in ("0", "")
+    if not launcher_process or not root.is_dir() or not any(root.iterdir()):
+        return
+    stamp = datetime.fromtimestamp(root.stat().st_mtime).strftime("%Y%m%d-%H%M%S")
+    target = root.with_name(f"{root.name}-{stamp}")
+    suffix = 1
+    while target.exists():
+        target = root.with_name(f"{root.name}-{stamp}-{suffix}")
+        suffix += 1
+    root.rename(target)
+    rank_zero_info(f"previous run in {root} moved to {target}")
 
 
 class DeepulCLI(LightningCLI):
@@ -114,9 +138,12 @@ class DeepulCLI(LightningCLI):
         return Path(str(configs[-1])).stem if configs else "default"
 
     def before_instantiate_classes(self) -> None:
-        trainer = self._subconfig()["trainer"]
+        config = self._subconfig()
+        trainer = config["trainer"]
         if not trainer.get("default_root_dir"):
             trainer["default_root_dir"] = str(Path(RUNS_DIR) / self.run_name())
+        if self.subcommand == "fit" and not config.get("ckpt_path"):
+            archive_previous_run(Path(trainer["default_root_dir"]))
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         config = self._get(self.config_init, "trainer", default={})

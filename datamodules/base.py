@@ -9,12 +9,15 @@ validation set from train with a seeded permutation and serves batches that are 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 class DataError(ValueError):
@@ -48,6 +51,75 @@ class SplitDataset(Dataset):
         if self.split.y is None:
             return self.split.x[i]
         return self.split.x[i], self.split.y[i]
+
+
+class EpochSampler(DistributedSampler):
+    """Example indices of one epoch, a pure function of ``(seed, epoch, rank)``.
+
+    Shuffled: a permutation from ``torch.Generator().manual_seed(seed + epoch)``; else in order.
+    With ``world > 1`` ranks: rank r takes positions r, r + world, ... of that order, so the ranks'
+    shares are disjoint. ``even=True`` (training) first drops the last ``n mod world`` positions so
+    every rank runs the same number of steps; ``even=False`` (evaluation) drops and repeats nothing,
+    so every example is evaluated exactly once (Lightning's default sampler pads by repeating).
+    ``skip`` positions are left out of the next iteration only (resuming a half-finished epoch).
+    It subclasses ``DistributedSampler`` so that Lightning keeps it rather than replacing it.
+    """
+
+    def __init__(
+        self, n: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1, even: bool = True
+    ) -> None:
+        super().__init__(
+            range(n), num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=even
+        )
+        self.n, self.world, self.even = n, world, even
+        self.skip = 0
+
+    def order(self) -> Tensor:
+        """This rank's indices for the current epoch (before ``skip``)."""
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=generator)
+        else:
+            order = torch.arange(self.n)
+        if self.even:
+            order = order[: self.n - self.n % self.world]
+        return order[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.order()[self.skip :]
+        self.skip = 0
+        return iter(order.tolist())
+
+    def __len__(self) -> int:
+        usable = self.n - self.n % self.world if self.even else self.n
+        return len(range(self.rank, usable, self.world))
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader over an :class:`EpochSampler` that Lightning can checkpoint mid-epoch.
+
+    ``state_dict`` records the epoch and the batches already served; after ``load_state_dict``
+    the next iteration serves only the rest of that epoch, in the same order, so a resumed run
+    sees exactly the batches an uninterrupted one would.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: EpochSampler, **kwargs: Any) -> None:
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.batches_served = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        self.batches_served = self.sampler.skip // self.batch_size
+        for batch in super().__iter__():
+            self.batches_served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_served": self.batches_served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        served = state["batches_served"]
+        self.sampler.skip = served * self.batch_size if served < len(self) else 0
 
 
 def split_first_last(split: Split, train_fraction: float = 0.8) -> tuple[Split, Split]:
@@ -116,22 +188,37 @@ class ArrayDataModule(pl.LightningDataModule):
         self.train = train_full.subset(perm[n_val:].sort().values)
         self.test = test
 
-    def _loader(self, split: Split | None, shuffle: bool) -> DataLoader:
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def _loader(self, split: Split | None, train: bool) -> DataLoader:
+        """Training: shuffled per epoch, equal disjoint rank shares, resumable mid-epoch.
+        Evaluation: in order, each example on exactly one rank, exactly once."""
         if split is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        return DataLoader(
+        rank, world = self._rank_and_world()
+        sampler = EpochSampler(
+            len(split), shuffle=train, seed=self.seed, rank=rank, world=world, even=train
+        )
+        loader_class = ResumableDataLoader if train else DataLoader
+        return loader_class(
             SplitDataset(split),
+            sampler=sampler,
             batch_size=self.batch_size,
-            shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train, shuffle=True)
+        return self._loader(self.train, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val, shuffle=False)
+        return self._loader(self.val, train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test, shuffle=False)
+        return self._loader(self.test, train=False)
