@@ -13,6 +13,8 @@ W&B runs offline unless credentials are configured; ``WANDB_MODE`` always wins a
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import netrc
 import os
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import Logger, WandbLogger
@@ -114,6 +117,60 @@ def archive_previous_run(root: Path) -> None:
     rank_zero_info(f"previous run in {root} moved to {target}")
 
 
+def import_object(path: str) -> Any:
+    """The object named by a dotted import path, or a bare name exported by one of our packages."""
+    module, _, name = path.rpartition(".")
+    if module:
+        return getattr(importlib.import_module(module), name)
+    for package in (ar_models, vae_models):
+        if hasattr(package, name):
+            return getattr(package, name)
+    raise CheckpointError(f"unknown model class {path}")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or saved by another model class."""
+
+
+def checkpoint_model_check(ckpt_path: str, model_class_path: str) -> None:
+    """Stop before Lightning does anything with a checkpoint of another model class.
+
+    The checkpoint's class is its ``_class_path`` hyper-parameter (checkpoints written by this CLI);
+    otherwise its hyper-parameter names must all be constructor arguments of the configured class.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {ckpt_path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as error:  # truncated, not a torch file, ...
+        raise CheckpointError(f"checkpoint {ckpt_path} cannot be read ({error})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} has no state_dict: not a Lightning checkpoint"
+        )
+    wanted = import_object(model_class_path)
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    saved_path = hparams.pop("_class_path", None)
+    hparams.pop("_instantiator", None)
+    if saved_path is not None:
+        saved = import_object(saved_path)
+        if saved is not wanted:
+            raise CheckpointError(
+                f"checkpoint {ckpt_path} holds a {saved.__name__} ({saved_path}), "
+                f"but the config's model is {wanted.__name__} ({model_class_path})"
+            )
+        return
+    accepted = set(inspect.signature(wanted.__init__).parameters)
+    unknown = sorted(set(hparams) - accepted)
+    if unknown:
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} was saved by another model class: its hyper-parameters "
+            f"{unknown} are not arguments of the config's model {wanted.__name__} "
+            f"({model_class_path})"
+        )
+
+
 class DeepulCLI(LightningCLI):
     """LightningCLI in subclass mode, with our run folder, loggers, callbacks and results.json."""
 
@@ -129,8 +186,16 @@ class DeepulCLI(LightningCLI):
             **kwargs,
         )
 
+    def _parse_ckpt_path(self) -> None:
+        config = self._subconfig() if self.config.get("subcommand") else None
+        ckpt_path = config.get("ckpt_path") if config is not None else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            checkpoint_model_check(ckpt_path, config["model"]["class_path"])
+        super()._parse_ckpt_path()
+
     def _subconfig(self) -> Any:
-        return self.config[self.subcommand] if self.subcommand else self.config
+        subcommand = self.config.get("subcommand")
+        return self.config[subcommand] if subcommand else self.config
 
     def run_name(self) -> str:
         """The stem of the last ``--config`` file, or ``default``."""
@@ -186,7 +251,7 @@ class DeepulCLI(LightningCLI):
         self.write_results([metrics], ckpt_path)
 
 
-USER_ERRORS = (DataError, ModelConfigError)
+USER_ERRORS = (DataError, ModelConfigError, CheckpointError)
 
 
 def user_error(error: BaseException) -> BaseException | None:

@@ -36,6 +36,24 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def check_categorical(x: Tensor, n_categories: int, event_shape: tuple[int, ...], who: str) -> None:
+    """Raise a ValueError naming ``who`` unless ``x`` is an integer ``Tensor[B, *event_shape]``
+    with values in ``0..n_categories-1``."""
+    expected = (
+        f"an integer tensor [B, {', '.join(map(str, event_shape))}]"
+        if event_shape
+        else ("an integer tensor [B]")
+    )
+    expected += f" with values in 0..{n_categories - 1}"
+    if not isinstance(x, Tensor) or x.dtype.is_floating_point or x.dtype.is_complex:
+        got = x.dtype if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{who} expects {expected}, got {got}")
+    if tuple(x.shape[1:]) != tuple(event_shape) or x.dim() != len(event_shape) + 1:
+        raise ValueError(f"{who} expects {expected}, got shape {tuple(x.shape)}")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= n_categories):
+        raise ValueError(f"{who} expects {expected}, got values in {int(x.min())}..{int(x.max())}")
+
+
 def unpack_batch(batch: Tensor | tuple | list) -> Tensor:
     """Return ``x`` from a batch that is ``x`` or ``(x, y)`` (see DESIGN.md, Batches)."""
     if isinstance(batch, (tuple, list)):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError
+from ar_models.base import DensityModel, ModelConfigError, check_categorical
 
 
 class Histogram(DensityModel):
@@ -36,10 +36,7 @@ class Histogram(DensityModel):
         return F.log_softmax(self.logits, dim=0)
 
     def nll(self, x: Tensor) -> Tensor:
-        if x.dim() != 1:
-            raise ValueError(
-                f"Histogram expects a LongTensor[B] of categories, got shape {tuple(x.shape)}"
-            )
+        check_categorical(x, self.n_categories, (), "Histogram")
         return -self.log_probs()[x]
 
     @torch.no_grad()

@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -52,8 +53,32 @@ def test_rejects_bad_arguments():
         Histogram(n_categories=1)
     with pytest.raises(ModelConfigError, match="lr"):
         Histogram(lr=-1.0)
-    with pytest.raises(ValueError, match="LongTensor"):
-        Histogram().nll(torch.zeros(2, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "x, got",
+    [
+        (torch.zeros(2, 2, dtype=torch.long), "got shape (2, 2)"),
+        (torch.tensor([0, 100]), "got values in 0..100"),
+        (torch.tensor([-1, 3]), "got values in -1..3"),
+        (torch.tensor([0.5]), "got torch.float32"),
+    ],
+)
+def test_rejects_bad_inputs_by_name(x, got):
+    with pytest.raises(
+        ValueError,
+        match=r"Histogram expects an integer tensor \[B\] with values in "
+        r"0\.\.99, " + re.escape(got),
+    ):
+        Histogram().nll(x)
+
+
+def test_extreme_logits_give_finite_losses():
+    model = Histogram(n_categories=3)
+    with torch.no_grad():
+        model.logits.copy_(torch.tensor([1e30, -1e30, 0.0]))
+    nll = model.nll(torch.tensor([0, 1, 2]))
+    assert torch.isfinite(nll).all() and nll[0] == 0
 
 
 def test_fit_lowers_validation_bits_on_real_data(tmp_path):

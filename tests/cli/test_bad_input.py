@@ -1,6 +1,7 @@
 """Bad command lines stop with one clear message on stderr and exit status 2, not a traceback."""
 
 import pytest
+import torch
 
 import train
 
@@ -38,3 +39,40 @@ def test_unknown_key_in_a_config_file(tmp_path, capsys):
     code, err = run_main(["fit", "--config", str(config)], capsys)
     assert code == 2
     assert "lr_rate" in err
+
+
+def make_checkpoint(path, hparams):
+    torch.save({"state_dict": {}, "hyper_parameters": hparams}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, hparams, message",
+    [
+        (
+            "made_cli.ckpt",
+            {"_class_path": "ar_models.made.MADE", "n_vars": 2},
+            "holds a MADE (ar_models.made.MADE), but the config's model is Histogram",
+        ),
+        (
+            "made_plain.ckpt",
+            {"n_vars": 2, "hidden_sizes": [8]},
+            "was saved by another model class: its hyper-parameters ['hidden_sizes', 'n_vars']",
+        ),
+    ],
+)
+def test_checkpoint_of_another_model_class(tmp_path, capsys, name, hparams, message):
+    ckpt = make_checkpoint(tmp_path / name, hparams)
+    code, err = run_main(["test", *CONFIG[1:3], f"--ckpt_path={ckpt}"], capsys)
+    assert code == 2
+    assert message in err and str(ckpt) in err
+
+
+def test_missing_and_truncated_checkpoints(tmp_path, capsys):
+    code, err = run_main(["test", *CONFIG[1:3], f"--ckpt_path={tmp_path / 'none.ckpt'}"], capsys)
+    assert code == 2 and "none.ckpt does not exist" in err
+    good = make_checkpoint(tmp_path / "good.ckpt", {"n_categories": 100})
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    code, err = run_main(["test", *CONFIG[1:3], f"--ckpt_path={truncated}"], capsys)
+    assert code == 2 and "truncated.ckpt cannot be read" in err
