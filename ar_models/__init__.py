@@ -1,6 +1,16 @@
 """Autoregressive density models as LightningModules, all built on :class:`DensityModel`."""
 
+from ar_models.ar_mlp import ARMLP
 from ar_models.base import DensityModel, ModelConfigError, NonFiniteLossError
 from ar_models.histogram import Histogram
+from ar_models.made import MADE, MADENet
 
-__all__ = ["DensityModel", "Histogram", "ModelConfigError", "NonFiniteLossError"]
+__all__ = [
+    "ARMLP",
+    "MADE",
+    "DensityModel",
+    "Histogram",
+    "MADENet",
+    "ModelConfigError",
+    "NonFiniteLossError",
+]

@@ -66,6 +66,7 @@ class MADENet(nn.Module):
         ordering: generation order, a permutation of 0..D-1 (identity by default).
         aux_dim: size of the conditioning vector ``a`` (0 for none).
         mask_seed: ``None`` for deterministic cyclic hidden degrees, else the seed of random ones.
+        dropout: dropout probability after each hidden ReLU (0 for none; masks are unaffected).
     """
 
     def __init__(
@@ -76,8 +77,11 @@ class MADENet(nn.Module):
         ordering: Sequence[int] | None = None,
         aux_dim: int = 0,
         mask_seed: int | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ModelConfigError(f"dropout must be in [0, 1), got {dropout}")
         if n_vars < 1 or n_categories < 2:
             raise ModelConfigError(
                 f"need n_vars >= 1 and n_categories >= 2, got {n_vars}, {n_categories}"
@@ -103,6 +107,8 @@ class MADENet(nn.Module):
         prev = in_degree
         for deg in hidden_degrees(hidden_sizes, n_vars, lowest, generator):
             layers += [MaskedLinear(len(prev), len(deg), deg[:, None] >= prev[None, :]), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             prev = deg
         layers.append(MaskedLinear(len(prev), len(out_degree), out_degree[:, None] > prev[None, :]))
         self.net = nn.Sequential(*layers)
@@ -110,11 +116,18 @@ class MADENet(nn.Module):
 
     def forward(self, x: Tensor, aux: Tensor | None = None) -> Tensor:
         """Logits ``[B, D, K]`` of every conditional, for ``x: LongTensor[B, D]``."""
-        inputs = F.one_hot(x, self.n_categories).flatten(1).to(self._dtype())
+        return self.forward_one_hot(F.one_hot(x, self.n_categories).to(self._dtype()), aux)
+
+    def forward_one_hot(self, one_hot: Tensor, aux: Tensor | None = None) -> Tensor:
+        """Logits ``[B, D, K]`` from float inputs ``[B, D, K]`` (one-hot rows for real data; any
+        floats, e.g. to take gradients with respect to the inputs)."""
+        inputs = one_hot.flatten(1)
         if self.aux_dim:
             if aux is None or aux.shape[-1] != self.aux_dim:
                 raise ValueError(f"MADENet needs an auxiliary input of size {self.aux_dim}")
             inputs = torch.cat([inputs, aux], dim=1)
+        elif aux is not None:
+            raise ValueError("MADENet was built without an auxiliary input (aux_dim=0)")
         out = self.net(inputs)
         if self.aux_to_out is not None:
             out = out + self.aux_to_out(aux)
@@ -144,11 +157,13 @@ class MADENet(nn.Module):
 class MADE(DensityModel):
     """A MADE density model over ``LongTensor[B, D]`` in {0..K-1} (HW1 §2 uses D = 2, K = 200).
 
-    ``nll(x) = -Σ_d log p(x_{o_d} | x_{o_<d})`` in nats; bits/dim divide by D.
+    ``nll(x) = -Σ_d log p(x_{o_d} | x_{o_<d})`` in nats; bits/dim divide by D. With dropout, the
+    density is that of the network in eval mode (as in validation, test and sampling callbacks).
 
     Args:
-        n_vars, n_categories, hidden_sizes, ordering, mask_seed: see :class:`MADENet`.
-        lr: Adam learning rate.
+        n_vars, n_categories, hidden_sizes, ordering, mask_seed, dropout: see :class:`MADENet`.
+        weight_decay: decoupled weight decay of AdamW (0: plain Adam).
+        lr: learning rate.
     """
 
     def __init__(
@@ -158,16 +173,22 @@ class MADE(DensityModel):
         hidden_sizes: list[int] | None = None,
         ordering: list[int] | None = None,
         mask_seed: int | None = None,
+        dropout: float = 0.0,
+        weight_decay: float = 0.0,
         lr: float = 1e-3,
     ) -> None:
         super().__init__(lr=lr)
         self.save_hyperparameters()
+        if weight_decay < 0:
+            raise ModelConfigError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.weight_decay = weight_decay
         self.net = MADENet(
             n_vars,
             n_categories,
             hidden_sizes if hidden_sizes is not None else [512, 512],
             ordering,
             mask_seed=mask_seed,
+            dropout=dropout,
         )
 
     @property
@@ -179,3 +200,17 @@ class MADE(DensityModel):
 
     def sample(self, n: int) -> Tensor:
         return self.net.sample(n)
+
+    def on_fit_start(self) -> None:
+        """Stop early, with a clear message, when the data's K differs from the model's."""
+        data_k = getattr(self.trainer.datamodule, "n_categories", None)
+        if data_k is not None and int(data_k) != self.net.n_categories:
+            raise ModelConfigError(
+                f"the data has n_categories={data_k} but MADE was built with n_categories="
+                f"{self.net.n_categories}; set model.init_args.n_categories to {data_k}"
+            )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.weight_decay > 0:
+            return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=self.lr)

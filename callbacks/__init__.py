@@ -1,7 +1,19 @@
-"""Lightning callbacks that draw figures into ``<run>/figures/`` and W&B."""
+"""Lightning callbacks that draw figures into ``<run>/figures/`` and W&B, and keep runs safe."""
 
 from callbacks.category_bars import CategoryBars
+from callbacks.density_2d import Density2D
+from callbacks.ema import EMA
 from callbacks.figures import evaluating, save_figure, should_draw
 from callbacks.loss_curves import LossCurves
+from callbacks.stop_checkpoint import StopCheckpoint
 
-__all__ = ["CategoryBars", "LossCurves", "evaluating", "save_figure", "should_draw"]
+__all__ = [
+    "EMA",
+    "CategoryBars",
+    "Density2D",
+    "LossCurves",
+    "StopCheckpoint",
+    "evaluating",
+    "save_figure",
+    "should_draw",
+]

@@ -1,6 +1,13 @@
 """LightningDataModules for the homework data sets (seeded, reproducible splits)."""
 
 from datamodules.base import ArrayDataModule, DataError, Split
+from datamodules.two_d import Distribution2DDataModule
 from datamodules.warmup import WarmupDataModule
 
-__all__ = ["ArrayDataModule", "DataError", "Split", "WarmupDataModule"]
+__all__ = [
+    "ArrayDataModule",
+    "DataError",
+    "Distribution2DDataModule",
+    "Split",
+    "WarmupDataModule",
+]

@@ -1,0 +1,166 @@
+"""HW1 §2: an autoregressive model of two categorical variables, p(x1, x2) = p(x1) p(x2 | x1).
+
+p(x1) = softmax(θ)_{x1}, θ ∈ R^K (the §1 histogram); p(x2 | x1) = softmax(MLP(enc(x1)))_{x2}, a
+K-way softmax whose logits an MLP computes from an encoding of x1:
+
+* ``one_hot``: e_{x1} ∈ {0, 1}^K (every row its own first-layer weights);
+* ``scalar``: 2 x1 / (K - 1) - 1 ∈ [-1, 1] (one input: the MLP is piecewise linear in x1, so
+  neighbouring rows share strength);
+* ``embedding``: a learned vector E_{x1} ∈ R^{embedding_dim};
+* ``cosine``: the first ``n_frequencies`` DCT-II basis functions cos(π f (x1 + ½) / K), f = 1..F
+  (F = K - 1 spans the same functions of x1 as one-hot; smaller F is a smoothness prior in x1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ar_models.base import DensityModel, ModelConfigError
+
+ENCODINGS = ("one_hot", "scalar", "embedding", "cosine")
+
+
+def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers ``sizes[0] → sizes[1] → ... → sizes[-1]``, ReLU (and dropout) between."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def dct_table(n_categories: int, n_frequencies: int) -> Tensor:
+    """``[K, F]`` table of cos(π f (x + ½) / K) for x = 0..K-1, f = 1..F (DCT-II basis)."""
+    freq = torch.arange(1, n_frequencies + 1, dtype=torch.float64)
+    centres = torch.arange(n_categories, dtype=torch.float64) + 0.5
+    return torch.cos(torch.pi * centres[:, None] * freq[None, :] / n_categories).float()
+
+
+class X1Encoder(nn.Module):
+    """Encodes ``x1: LongTensor[B]`` in {0..K-1} as ``[B, dim]`` floats (see module docstring)."""
+
+    def __init__(
+        self, encoding: str, n_categories: int, embedding_dim: int, n_frequencies: int
+    ) -> None:
+        super().__init__()
+        if encoding not in ENCODINGS:
+            raise ModelConfigError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        if n_frequencies < 1:
+            raise ModelConfigError(f"n_frequencies must be >= 1, got {n_frequencies}")
+        n_frequencies = min(n_frequencies, n_categories - 1)  # K - 1 cosines: the full basis
+        self.encoding, self.n_categories = encoding, n_categories
+        self.embedding = (
+            nn.Embedding(n_categories, embedding_dim) if encoding == "embedding" else None
+        )
+        self.register_buffer(
+            "cosines", dct_table(n_categories, n_frequencies) if encoding == "cosine" else None
+        )
+        self.dim = {
+            "one_hot": n_categories,
+            "scalar": 1,
+            "embedding": embedding_dim,
+            "cosine": n_frequencies,
+        }[encoding]
+
+    def forward(self, x1: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        if self.embedding is not None:
+            return self.embedding(x1)
+        if self.encoding == "one_hot":
+            return F.one_hot(x1, self.n_categories).to(dtype)
+        if self.cosines is not None:
+            return self.cosines[x1].to(dtype)
+        return (2.0 * x1.to(dtype) / (self.n_categories - 1) - 1.0).unsqueeze(-1)
+
+
+class ARMLP(DensityModel):
+    """p(x1, x2) = p(x1) p(x2 | x1) over ``LongTensor[B, 2]`` in {0..K-1}.
+
+    ``nll(x) = -log p(x1) - log p(x2 | x1)`` in nats; bits/dim divide by 2 ln 2. The defaults are
+    those chosen on validation data for HW1 §2 (``configs/hw1/ar_mlp_2d.yaml``). With dropout, the
+    density is that of the network in eval mode (as in validation, test and sampling callbacks).
+
+    Args:
+        n_categories: K, categories of each variable.
+        hidden_sizes: widths of the hidden layers of the MLP of p(x2 | x1) (ReLU); [256, 256].
+        encoding: how x1 enters the MLP: ``one_hot``, ``scalar``, ``embedding`` or ``cosine``.
+        embedding_dim: size of the learned embedding (``encoding='embedding'`` only).
+        n_frequencies: number of cosines F (``encoding='cosine'`` only), ≥ 1; more than K - 1
+            (the full basis) are capped at K - 1.
+        dropout: dropout after each hidden layer (0 for none).
+        weight_decay: decoupled weight decay of AdamW (0: plain Adam).
+        lr: learning rate.
+    """
+
+    def __init__(
+        self,
+        n_categories: int = 200,
+        hidden_sizes: list[int] | None = None,
+        encoding: str = "cosine",
+        embedding_dim: int = 32,
+        n_frequencies: int = 16,
+        dropout: float = 0.3,
+        weight_decay: float = 0.0,
+        lr: float = 1e-3,
+    ) -> None:
+        super().__init__(lr=lr)
+        self.save_hyperparameters()
+        hidden = list(hidden_sizes) if hidden_sizes is not None else [256, 256]
+        if n_categories < 2 or embedding_dim < 1 or any(h < 1 for h in hidden):
+            raise ModelConfigError(
+                "need n_categories >= 2, embedding_dim >= 1 and hidden sizes >= 1, got "
+                f"{n_categories}, {embedding_dim}, {hidden}"
+            )
+        if not 0 <= dropout < 1 or weight_decay < 0:
+            raise ModelConfigError(
+                f"need 0 <= dropout < 1 and weight_decay >= 0, got {dropout}, {weight_decay}"
+            )
+        self.n_categories = n_categories
+        self.weight_decay = weight_decay
+        self.x1_logits = nn.Parameter(torch.zeros(n_categories))
+        self.encoder = X1Encoder(encoding, n_categories, embedding_dim, n_frequencies)
+        self.conditional = mlp([self.encoder.dim, *hidden, n_categories], dropout)
+
+    @property
+    def n_dims(self) -> int:
+        return 2
+
+    def log_p_x1(self) -> Tensor:
+        """log p(x1) for every x1, ``[K]``, nats."""
+        return F.log_softmax(self.x1_logits, dim=0)
+
+    def log_p_x2_given_x1(self, x1: Tensor) -> Tensor:
+        """log p(x2 | x1) for every x2, ``[B, K]``, nats."""
+        return F.log_softmax(self.conditional(self.encoder(x1, self.x1_logits.dtype)), dim=-1)
+
+    def nll(self, x: Tensor) -> Tensor:
+        if x.dim() != 2 or x.shape[1] != 2:
+            raise ValueError(f"ARMLP expects a LongTensor[B, 2], got shape {tuple(x.shape)}")
+        x1, x2 = x[:, 0], x[:, 1]
+        log_x2 = self.log_p_x2_given_x1(x1).gather(1, x2.unsqueeze(1)).squeeze(1)
+        return -(self.log_p_x1()[x1] + log_x2)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """x1 ~ p(x1), then x2 ~ p(x2 | x1); ``LongTensor[n, 2]``."""
+        x1 = torch.multinomial(self.log_p_x1().exp(), n, replacement=True)
+        x2 = torch.multinomial(self.log_p_x2_given_x1(x1).exp(), 1).squeeze(1)
+        return torch.stack([x1, x2], dim=1)
+
+    def on_fit_start(self) -> None:
+        """Stop early, with a clear message, when the data's K differs from the model's."""
+        data_k = getattr(self.trainer.datamodule, "n_categories", None)
+        if data_k is not None and int(data_k) != self.n_categories:
+            raise ModelConfigError(
+                f"the data has n_categories={data_k} but ARMLP was built with "
+                f"n_categories={self.n_categories}; set model.init_args.n_categories to {data_k}"
+            )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.weight_decay > 0:
+            return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
