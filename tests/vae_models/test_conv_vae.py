@@ -1,0 +1,94 @@
+"""The convolutional VAE of HW3 §2: shapes, the bits/dim by hand, both priors, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ar_models.base import ModelConfigError
+from vae_models.conv_vae import ConvVAE
+
+D = 3 * 32 * 32
+
+
+def tiny(prior: str = "normal") -> ConvVAE:
+    torch.manual_seed(0)
+    return ConvVAE(prior=prior, latent_channels=2, width=8, n_res_blocks=1, flow_filters=4)
+
+
+def images(n: int = 2) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(1))
+
+
+def log_normal(v: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Elementwise log N(v; μ, exp(logvar)), written out."""
+    return -0.5 * math.log(2 * math.pi) - 0.5 * logvar - (v - mu) ** 2 / (2 * torch.exp(logvar))
+
+
+@pytest.mark.parametrize("prior", ["normal", "flow"])
+def test_bits_per_dim_by_hand(prior):
+    """bits/dim = [−log N(y; μ(z), σ²(z)) + D ln 256 + log q(z|y) − log p(z)] / (D ln 2), with the
+    random numbers u then the z noise drawn in the model's order."""
+    model = tiny(prior).eval()
+    x = images()
+    torch.manual_seed(123)
+    bpd = model.to_bpd(model.nll(x))
+
+    torch.manual_seed(123)
+    with torch.no_grad():
+        y = (x.float() + torch.rand(x.shape)) / 256.0
+        mu_z, logvar_z = model.encode(y)
+        z = mu_z + torch.exp(0.5 * logvar_z) * torch.randn(mu_z.shape)
+        mu_y, logvar_y = model.decode(z)
+        recon = -log_normal(y, mu_y, logvar_y).sum((1, 2, 3)) + D * math.log(256)
+        if prior == "normal":
+            kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
+        else:
+            kl = log_normal(z, mu_z, logvar_z).sum((1, 2, 3)) - model.flow.log_prob(z)
+        expected = (recon + kl) / (D * math.log(2))
+    assert torch.allclose(bpd, expected, rtol=1e-5)
+    assert torch.all(bpd > 0)
+
+
+@pytest.mark.parametrize("prior", ["normal", "flow"])
+def test_terms_shapes_and_sums(prior):
+    model = tiny(prior)
+    terms = model.loss_terms(images())
+    assert set(terms) == {"nll", "kl", "recon", "kl_ch0", "kl_ch1"}
+    assert all(t.shape == (2,) for t in terms.values())
+    assert torch.allclose(terms["nll"], terms["kl"] + terms["recon"])
+    assert torch.allclose(terms["kl"], terms["kl_ch0"] + terms["kl_ch1"], rtol=1e-4, atol=1e-3)
+    terms["nll"].mean().backward()
+
+
+@pytest.mark.parametrize("prior", ["normal", "flow"])
+def test_sample_and_hooks(prior):
+    model = tiny(prior).eval()
+    samples = model.sample(3)
+    assert samples.shape == (3, 3, 32, 32) and samples.dtype == torch.long
+    assert samples.min() >= 0 and samples.max() <= 255
+    noisy = model.sample(2, decoder_noise=True)
+    assert noisy.shape == (2, 3, 32, 32)
+    z = model.posterior_mean(images())
+    assert z.shape == (2, 2, 8, 8)
+    assert model.decode_to_pixels(z).shape == (2, 3, 32, 32)
+    assert model.n_dims == D and model.n_categories == 256
+
+
+def test_quantize_is_the_bin_of_y():
+    y = torch.tensor([-0.1, 0.0, 0.5 / 256, 1.0 / 256, 0.999, 1.0, 1.7])
+    assert ConvVAE.quantize(y).tolist() == [0, 0, 0, 1, 255, 255, 255]
+
+
+def test_bad_input_and_config():
+    model = tiny()
+    with pytest.raises(ValueError, match="ConvVAE expects"):
+        model.nll(images().float())
+    with pytest.raises(ValueError, match="ConvVAE expects"):
+        model.nll(torch.full((1, 3, 32, 32), 256))
+    with pytest.raises(ModelConfigError, match="prior"):
+        ConvVAE(prior="vamp")
+    with pytest.raises(ModelConfigError, match="width"):
+        ConvVAE(width=30)

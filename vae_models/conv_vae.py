@@ -1,0 +1,263 @@
+"""HW3 §2: a convolutional VAE on 32×32 RGB images with 8-bit pixels (SVHN).
+
+Data. A batch is ``LongTensor[B, 3, 32, 32]`` in {0..255}. The model dequantises it,
+y = (x + u) / 256 with u ~ U[0, 1)^D, and models y ∈ [0, 1]^D with a continuous density p_c.
+Since P(x) = ∫_{bin of x} p_c(y) dy = E_u[p_c(y)] · 256^{−D}, Jensen gives
+
+    −log P(x) ≤ E_u[−log p_c(y)] + D · ln 256,
+
+so ``nll`` adds the discretisation term D · ln 256 and bits/dim are comparable with discrete models
+(a negative value would be a bug). D = 3·32·32.
+
+Model. p(y|z) = N(μ_θ(z), diag σ²_θ(z)), a mean and a log-variance per pixel and channel (a density
+on ℝ^D: the mass it puts outside [0, 1]^D only loosens the bound). q(z|y) = N(μ_φ(y), diag σ²_φ(y))
+with z ``[C_z, 8, 8]``. The prior is ``"normal"``, N(0, I), or ``"flow"``, the autoregressive flow
+of :mod:`vae_models.flow_prior`. Per example, in nats,
+
+    −ELBO = recon + kl,   recon = −log p(y|z) + D · ln 256,   kl = log q(z|y) − log p(z),
+
+with one reparameterised z ~ q(z|y) and one u per example and step (train and eval). The KL is
+analytic for the normal prior and the single-sample estimate above for the flow prior.
+:meth:`ConvVAE.loss_terms` returns ``nll`` (= −ELBO), ``kl``, ``recon`` and the KL of each latent
+channel ``kl_ch<j>`` (they sum to ``kl``), logged by the base as ``<stage>/bpd``, ``kl_bpd``,
+``recon_bpd`` and ``kl_ch<j>_bpd`` (bits per *data* dimension). Random numbers are drawn in the
+order u, then the z noise.
+
+Networks (HW3 §2 handout; w = ``width``, 128 in the handout, and its w/4, w/2 layers):
+
+* encoder: conv 3×3 (3→w/4) ReLU, conv 4×4 stride 2 (w/4→w/2) ReLU, conv 4×4 stride 2 (w/2→w)
+  ReLU, conv 3×3 (w→w), a residual stack, conv 3×3 (w→2·C_z): μ and log σ² at 8×8;
+* decoder: conv 3×3 (C_z→w), a residual stack, transposed conv 4×4 stride 2 (w→w/2) ReLU,
+  transposed conv 4×4 stride 2 (w/2→w/4) ReLU, conv 3×3 (w/4→6): μ and log σ² of each pixel and
+  channel.
+
+All convs use 'same' padding (3×3: 1; 4×4 stride 2: 1, halving / doubling the size). The residual
+stack is ``n_res_blocks`` gated blocks (Dauphin et al. 2016), then a ReLU; see
+:class:`GatedResidualBlock`. My choices: the encoder reads 2y − 1; log-variances are soft-clamped
+(latent into [−12, 8], pixels into [−14, 4]); the decoder's output biases start at μ = ½ and
+log σ² = −4 (σ ≈ 0.14, about the spread of pixel values, so training does not begin by
+shrinking σ from 1); ``latent_channels`` defaults to 16.
+
+Hooks for callbacks (beyond the DensityModel contract): :meth:`posterior_mean`,
+:meth:`decode_to_pixels`, ``sample(n, decoder_noise=False)``, ``n_categories = 256``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ar_models.base import DensityModel, ModelConfigError, check_categorical
+from vae_models.flow_prior import AutoregressiveFlowPrior
+from vae_models.gaussians import (
+    gaussian_log_prob_per_dim,
+    kl_std_normal_per_dim,
+    reparameterize,
+    soft_clamp,
+)
+
+PRIORS = ("normal", "flow")
+IMAGE_SHAPE = (3, 32, 32)
+N_LEVELS = 256
+LATENT_LOGVAR_RANGE = (-12.0, 8.0)
+PIXEL_LOGVAR_RANGE = (-14.0, 4.0)
+#: Initial output biases of the decoder: (μ, log σ²) of every pixel and channel.
+DECODER_INIT = (0.5, -4.0)
+
+
+class GatedResidualBlock(nn.Module):
+    """h + a ⊙ σ(b), with [a, b] = conv 3×3 (C→2C) of ReLU(h) split along channels (a gated
+    linear unit, Dauphin et al. 2016, on the residual branch)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.act = nn.ReLU()
+        self.conv = nn.Conv2d(channels, 2 * channels, 3, padding=1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        a, b = self.conv(self.act(h)).chunk(2, dim=1)
+        return h + a * torch.sigmoid(b)
+
+
+def residual_stack(channels: int, n_blocks: int) -> nn.Sequential:
+    """``n_blocks`` :class:`GatedResidualBlock` then a ReLU."""
+    return nn.Sequential(*[GatedResidualBlock(channels) for _ in range(n_blocks)], nn.ReLU())
+
+
+def encoder(width: int, latent_channels: int, n_res_blocks: int) -> nn.Sequential:
+    """[B, 3, 32, 32] → [B, 2·C_z, 8, 8] (μ and log σ² of q(z|y))."""
+    return nn.Sequential(
+        nn.Conv2d(3, width // 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width // 4, width // 2, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width // 2, width, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1),
+        residual_stack(width, n_res_blocks),
+        nn.Conv2d(width, 2 * latent_channels, 3, padding=1),
+    )
+
+
+def decoder(width: int, latent_channels: int, n_res_blocks: int) -> nn.Sequential:
+    """[B, C_z, 8, 8] → [B, 6, 32, 32] (μ and log σ² of p(y|z))."""
+    return nn.Sequential(
+        nn.Conv2d(latent_channels, width, 3, padding=1),
+        residual_stack(width, n_res_blocks),
+        nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(width // 2, width // 4, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width // 4, 2 * IMAGE_SHAPE[0], 3, padding=1),
+    )
+
+
+class ConvVAE(DensityModel):
+    """Convolutional VAE for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative
+    ELBO in nats including the discretisation term (module docstring).
+
+    Args:
+        prior: ``"normal"`` (N(0, I)) or ``"flow"`` (autoregressive flow, VLAE).
+        latent_channels: C_z, channels of the 8×8 latent.
+        width: channels of the widest layers (128 in the handout; divisible by 4).
+        n_res_blocks: gated residual blocks per stack (5).
+        flow_filters: residual-stream width of the flow prior's PixelCNN.
+        flow_blocks: type-B residual blocks of the flow prior's PixelCNN (3).
+        lr: Adam learning rate.
+    """
+
+    n_categories = N_LEVELS
+
+    def __init__(
+        self,
+        prior: str = "normal",
+        latent_channels: int = 16,
+        width: int = 128,
+        n_res_blocks: int = 5,
+        flow_filters: int = 64,
+        flow_blocks: int = 3,
+        lr: float = 1e-3,
+    ) -> None:
+        if prior not in PRIORS:
+            raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
+        for name, value in [
+            ("latent_channels", latent_channels),
+            ("width", width),
+            ("flow_filters", flow_filters),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+        if width % 4:
+            raise ModelConfigError(f"width must be divisible by 4, got {width}")
+        if n_res_blocks < 0 or flow_blocks < 0:
+            raise ModelConfigError(
+                f"n_res_blocks and flow_blocks must be >= 0, got {n_res_blocks}, {flow_blocks}"
+            )
+        # The per-channel KL terms depend on latent_channels; the base reads them in __init__.
+        self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
+        super().__init__(lr=lr)
+        self.save_hyperparameters()
+        self.latent_shape = (latent_channels, IMAGE_SHAPE[1] // 4, IMAGE_SHAPE[2] // 4)
+        self.encoder = encoder(width, latent_channels, n_res_blocks)
+        self.decoder = decoder(width, latent_channels, n_res_blocks)
+        out_bias = self.decoder[-1].bias
+        with torch.no_grad():
+            out_bias[: IMAGE_SHAPE[0]].fill_(DECODER_INIT[0])
+            out_bias[IMAGE_SHAPE[0] :].fill_(DECODER_INIT[1])
+        self.flow = (
+            AutoregressiveFlowPrior(
+                latent_channels, *self.latent_shape[1:], flow_filters, flow_blocks
+            )
+            if prior == "flow"
+            else None
+        )
+
+    @property
+    def n_dims(self) -> int:
+        return math.prod(IMAGE_SHAPE)
+
+    # ------------------------------------------------------------------ scaling
+    def dequantize(self, x: Tensor) -> Tensor:
+        """y = (x + u) / 256, u ~ U[0, 1) per pixel and channel: a float tensor in [0, 1)."""
+        x = x.to(self.dtype)
+        return (x + torch.rand_like(x)) / N_LEVELS
+
+    @staticmethod
+    def quantize(y: Tensor) -> Tensor:
+        """The 8-bit value whose bin [x/256, (x+1)/256) holds y, clamped: ``LongTensor`` 0..255."""
+        return torch.floor(y * N_LEVELS).clamp(0, N_LEVELS - 1).long()
+
+    # ------------------------------------------------------------------ the two networks
+    def encode(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z|y) = N(μ, diag exp(logvar)) for y ∈ [0, 1]: ``(μ, logvar)``, each
+        ``[B, C_z, 8, 8]``."""
+        mu, logvar = self.encoder(2.0 * y - 1.0).chunk(2, dim=1)
+        return mu, soft_clamp(logvar, *LATENT_LOGVAR_RANGE)
+
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """p(y|z) = N(μ, diag exp(logvar)): ``(μ, logvar)``, each ``[B, 3, 32, 32]``."""
+        mu, logvar = self.decoder(z).chunk(2, dim=1)
+        return mu, soft_clamp(logvar, *PIXEL_LOGVAR_RANGE)
+
+    def posterior_mean(self, x: Tensor) -> Tensor:
+        """The mean of q(z|y) at the bin centres y = (x + ½)/256 of 8-bit images ``x``."""
+        return self.encode((x.to(self.dtype) + 0.5) / N_LEVELS)[0]
+
+    def decode_to_pixels(self, z: Tensor) -> Tensor:
+        """The decoder mean μ(z) as 8-bit images ``LongTensor[B, 3, 32, 32]``."""
+        return self.quantize(self.decode(z)[0])
+
+    def prior_log_prob_elements(self, z: Tensor) -> Tensor:
+        """log p(z) per latent element (they sum to log p(z)), ``[B, C_z, 8, 8]`` nats."""
+        if self.flow is not None:
+            return self.flow.log_prob_elements(z)
+        return -0.5 * (math.log(2.0 * math.pi) + z**2)
+
+    def sample_prior(self, n: int) -> Tensor:
+        """z ~ p(z), ``[n, C_z, 8, 8]``."""
+        if self.flow is not None:
+            return self.flow.sample(n, device=self.device)
+        return torch.randn(n, *self.latent_shape, device=self.device)
+
+    # ------------------------------------------------------------------ bound (nats)
+    def _check_x(self, x: Tensor) -> None:
+        check_categorical(x, N_LEVELS, IMAGE_SHAPE, "ConvVAE")
+
+    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl`` (module docstring);
+        ``kl_ch<j>`` sum to ``kl``."""
+        self._check_x(x)
+        y = self.dequantize(x)
+        mu_z, logvar_z = self.encode(y)
+        z = reparameterize(mu_z, logvar_z)
+        mu_y, logvar_y = self.decode(z)
+        log_py = gaussian_log_prob_per_dim(y, mu_y, logvar_y).flatten(1).sum(-1)
+        recon = -log_py + self.n_dims * math.log(N_LEVELS)
+        if self.flow is None:
+            kl_elements = kl_std_normal_per_dim(mu_z, logvar_z)
+        else:
+            log_q = gaussian_log_prob_per_dim(z, mu_z, logvar_z)
+            kl_elements = log_q - self.flow.log_prob_elements(z)
+        kl_channels = kl_elements.flatten(2).sum(-1)  # [B, C_z]
+        kl = kl_channels.sum(-1)
+        terms = {"nll": recon + kl, "kl": kl, "recon": recon}
+        terms.update({f"kl_ch{j}": kl_channels[:, j] for j in range(kl_channels.shape[1])})
+        return terms
+
+    def nll(self, x: Tensor) -> Tensor:
+        """The negative ELBO per example in nats, discretisation term included (an upper bound on
+        −log P(x) for the 8-bit x), one-sample estimate as in :meth:`loss_terms`."""
+        return self.loss_terms(x)["nll"]
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, n: int, decoder_noise: bool = False) -> Tensor:
+        """``n`` images ``LongTensor[n, 3, 32, 32]``: z ~ p(z), then the decoder mean μ(z)
+        quantised (default; the handout's sample figures), or with ``decoder_noise`` y ~ p(y|z)
+        quantised (the per-pixel noise is independent and shows as static)."""
+        z = self.sample_prior(n)
+        mu, logvar = self.decode(z)
+        y = reparameterize(mu, logvar) if decoder_noise else mu
+        return self.quantize(y)
