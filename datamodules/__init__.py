@@ -1,6 +1,8 @@
 """LightningDataModules for the homework data sets (seeded, reproducible splits)."""
 
 from datamodules.base import ArrayDataModule, DataError, Split
+from datamodules.svhn import SVHNDataModule
+from datamodules.toy2d import Toy2DDataModule
 from datamodules.two_d import Distribution2DDataModule
 from datamodules.warmup import WarmupDataModule
 
@@ -8,6 +10,8 @@ __all__ = [
     "ArrayDataModule",
     "DataError",
     "Distribution2DDataModule",
+    "SVHNDataModule",
     "Split",
+    "Toy2DDataModule",
     "WarmupDataModule",
 ]

@@ -1,0 +1,6 @@
+"""Latent-variable models on the :class:`ar_models.DensityModel` base (``nll`` = negative ELBO)."""
+
+from vae_models.conv_vae import ConvVAE
+from vae_models.vae2d import VAE2D
+
+__all__ = ["VAE2D", "ConvVAE"]

@@ -1,0 +1,250 @@
+"""HW3 §1: a VAE on low-dimensional continuous data (2-D points) with a Gaussian decoder.
+
+Generative model: z ~ p(z) = N(0, I_L), x | z ~ p(x|z) = N(μ_θ(z), Σ_θ(z)) with
+Σ_θ(z) = diag σ²_θ(z) (``decoder_variance="diagonal"``) or σ²_θ(z) I (``"isotropic"``, one scalar).
+Inference model: q(z|x) = N(μ_φ(x), diag σ²_φ(x)). Both are MLPs that output log-variances.
+
+The negative ELBO of one example, in nats, is
+
+    −ELBO(x) = E_q[−log p(x|z)] + KL(q(z|x) ‖ p(z)) = recon + kl ≥ −log p(x),
+
+with the KL analytic (summed over latent dimensions) and the reconstruction term estimated with
+reparameterised samples z ~ q(z|x): one while training, the mean over ``eval_samples`` in eval mode
+(the same unbiased estimate with less variance, for validation and test numbers). ``nll`` is this
+negative ELBO (an upper bound on the NLL).
+:meth:`VAE2D.loss_terms` also returns ``kl``, ``recon`` and the KL of each latent dimension
+``kl_dim<j>``, so the base logs ``<stage>/bpd``, ``<stage>/kl_bpd``, ``<stage>/recon_bpd`` and
+``<stage>/kl_dim<j>_bpd`` (all bits per *data* dimension; the ``kl_dim`` terms sum to ``kl``).
+
+At test time the first ``iwae_points`` test examples are also scored with ``iwae_k`` importance
+samples: ``test/iwae<k>_bpd`` is −IWAE_k and ``test/elbo<k>_bpd`` the −ELBO averaged over the same
+k samples (both bits/dim), so IWAE-k and the ELBO are compared on the same points and samples.
+
+Hooks for callbacks (beyond the DensityModel contract): :meth:`encode`, :meth:`decode`,
+:meth:`latent_kl`, ``sample(n, decoder_noise=False)`` and the attribute ``latent_dim``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ar_models.base import DensityModel, ModelConfigError, unpack_batch
+from vae_models.gaussians import (
+    gaussian_log_prob,
+    kl_std_normal_per_dim,
+    reparameterize,
+    soft_clamp,
+    standard_normal_log_prob,
+)
+from vae_models.iwae import iwae_bound
+
+DECODER_VARIANCES = ("diagonal", "isotropic")
+#: Network log-variances are soft-clamped into this range, so exp(±logvar) is always finite.
+LOGVAR_RANGE = (-12.0, 8.0)
+
+
+def mlp(n_in: int, n_out: int, hidden: int, n_hidden_layers: int) -> nn.Sequential:
+    """``n_hidden_layers`` ReLU layers of width ``hidden``, then a linear output layer."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(n_hidden_layers):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class VAE2D(DensityModel):
+    """VAE with Gaussian encoder and decoder for ``FloatTensor[B, data_dim]`` batches.
+
+    Args:
+        decoder_variance: ``"diagonal"`` (σ²(z) per data dimension) or ``"isotropic"`` (one σ²(z)).
+        latent_dim: L, the dimension of z (HW3 §1: 2).
+        data_dim: D, the dimension of x (HW3 §1: 2).
+        hidden: width of the hidden layers of encoder and decoder.
+        n_hidden_layers: hidden layers of encoder and decoder (each).
+        lr: Adam learning rate.
+        lr_final_factor: the learning rate decays along a cosine from ``lr`` to
+            ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
+        eval_samples: z samples averaged in the reconstruction term in eval mode (validation,
+            test); training always uses one.
+        iwae_k: importance samples of the test-time IWAE evaluation.
+        iwae_points: how many of the first test examples the IWAE evaluation scores.
+    """
+
+    def __init__(
+        self,
+        decoder_variance: str = "diagonal",
+        latent_dim: int = 2,
+        data_dim: int = 2,
+        hidden: int = 128,
+        n_hidden_layers: int = 2,
+        lr: float = 1e-3,
+        lr_final_factor: float = 1.0,
+        eval_samples: int = 1,
+        iwae_k: int = 100,
+        iwae_points: int = 100,
+    ) -> None:
+        if decoder_variance not in DECODER_VARIANCES:
+            raise ModelConfigError(
+                f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
+            )
+        for name, value in [
+            ("latent_dim", latent_dim),
+            ("data_dim", data_dim),
+            ("hidden", hidden),
+            ("eval_samples", eval_samples),
+            ("iwae_k", iwae_k),
+            ("iwae_points", iwae_points),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+        if n_hidden_layers < 0:
+            raise ModelConfigError(f"n_hidden_layers must be >= 0, got {n_hidden_layers}")
+        if not 0.0 < lr_final_factor <= 1.0:
+            raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
+        # The per-latent-dimension KL terms depend on latent_dim; the base reads them in __init__.
+        self.extra_terms = ("kl", "recon", *(f"kl_dim{j}" for j in range(latent_dim)))
+        super().__init__(lr=lr)
+        self.save_hyperparameters()
+        self.decoder_variance = decoder_variance
+        self.latent_dim = latent_dim
+        self.data_dim = data_dim
+        self.lr_final_factor = lr_final_factor
+        self.eval_samples = eval_samples
+        self.iwae_k = iwae_k
+        self.iwae_points = iwae_points
+        n_dec_var = data_dim if decoder_variance == "diagonal" else 1
+        self.encoder = mlp(data_dim, 2 * latent_dim, hidden, n_hidden_layers)
+        self.decoder = mlp(latent_dim, data_dim + n_dec_var, hidden, n_hidden_layers)
+        self._iwae_buffer: list[Tensor] = []
+
+    @property
+    def n_dims(self) -> int:
+        return self.data_dim
+
+    # ------------------------------------------------------------------ the two networks
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z|x) = N(μ, diag exp(logvar)): returns ``(μ, logvar)``, each ``[B, L]``."""
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, soft_clamp(logvar, *LOGVAR_RANGE)
+
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """p(x|z) = N(μ, diag exp(logvar)): returns ``μ [..., D]`` and ``logvar [..., D]``
+        (diagonal) or ``[..., 1]`` (isotropic, broadcast over the D dimensions)."""
+        out = self.decoder(z)
+        mu, logvar = out[..., : self.data_dim], out[..., self.data_dim :]
+        return mu, soft_clamp(logvar, *LOGVAR_RANGE)
+
+    # ------------------------------------------------------------------ bounds (nats)
+    def _check_x(self, x: Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.data_dim:
+            raise ValueError(
+                f"VAE2D expects a FloatTensor[B, {self.data_dim}], got shape {tuple(x.shape)}"
+            )
+
+    def latent_kl(self, x: Tensor) -> Tensor:
+        """KL(q(z_j|x) ‖ N(0, 1)) of each latent dimension j, ``[B, L]`` nats (analytic)."""
+        self._check_x(x)
+        return kl_std_normal_per_dim(*self.encode(x))
+
+    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl``; ``kl_dim<j>`` sum to ``kl``.
+
+        recon = −log p(x|z) averaged over S reparameterised z ~ q(z|x) (an unbiased estimate of
+        E_q[−log p(x|z)]; S = 1 in train mode, ``eval_samples`` in eval mode);
+        kl = KL(q(z|x) ‖ N(0, I)), analytic.
+        """
+        self._check_x(x)
+        mu_z, logvar_z = self.encode(x)
+        z = reparameterize(mu_z, logvar_z, 1 if self.training else self.eval_samples)
+        mu_x, logvar_x = self.decode(z)  # [S, B, D]
+        recon = -gaussian_log_prob(x, mu_x, logvar_x).mean(0)
+        kl_dims = kl_std_normal_per_dim(mu_z, logvar_z)
+        kl = kl_dims.sum(-1)
+        terms = {"nll": recon + kl, "kl": kl, "recon": recon}
+        terms.update({f"kl_dim{j}": kl_dims[:, j] for j in range(self.latent_dim)})
+        return terms
+
+    def nll(self, x: Tensor) -> Tensor:
+        """The negative ELBO per example in nats (an upper bound on −log p(x)), estimated as in
+        :meth:`loss_terms`."""
+        return self.loss_terms(x)["nll"]
+
+    def log_weights(self, x: Tensor, k: int) -> Tensor:
+        """log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i ~ q(z|x): ``[k, B]`` nats.
+
+        Each row is a single-sample ELBO estimate (with a Monte-Carlo KL).
+        """
+        self._check_x(x)
+        mu_z, logvar_z = self.encode(x)
+        z = reparameterize(mu_z, logvar_z, k)  # [k, B, L]
+        mu_x, logvar_x = self.decode(z)
+        return (
+            gaussian_log_prob(x, mu_x, logvar_x)
+            + standard_normal_log_prob(z)
+            - gaussian_log_prob(z, mu_z, logvar_z)
+        )
+
+    def iwae(self, x: Tensor, k: int) -> Tensor:
+        """IWAE_k(x) = log (1/k) Σ_i w_i ≤ log p(x), per example ``[B]`` in nats (a *lower*
+        bound on the log-likelihood; ``-iwae(x, k)`` is comparable with ``nll``)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        return iwae_bound(self.log_weights(x, k))
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, n: int, decoder_noise: bool = True) -> Tensor:
+        """x ~ p(x|z), z ~ N(0, I): ``[n, D]``; with ``decoder_noise=False`` the means μ(z)."""
+        z = torch.randn(n, self.latent_dim, device=self.device)
+        mu, logvar = self.decode(z)
+        if not decoder_noise:
+            return mu
+        return reparameterize(mu, logvar.expand_as(mu))
+
+    # ------------------------------------------------------------------ test-time IWAE
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        self._iwae_buffer = []
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        super().test_step(batch, batch_idx)
+        have = sum(len(t) for t in self._iwae_buffer)
+        if have < self.iwae_points:
+            self._iwae_buffer.append(unpack_batch(batch)[: self.iwae_points - have].detach())
+
+    def on_test_epoch_end(self) -> None:
+        """Log −IWAE_k and the −ELBO (mean of the same k log weights) on the first test points."""
+        if not self._iwae_buffer:
+            return
+        x = torch.cat(self._iwae_buffer)
+        log_w = self.log_weights(x, self.iwae_k)
+        k = self.iwae_k
+        self.log(f"test/iwae{k}_bpd", self.to_bpd(-iwae_bound(log_w).mean()))
+        self.log(f"test/elbo{k}_bpd", self.to_bpd(-log_w.mean()))
+        self._iwae_buffer = []
+
+    # ------------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if self.lr_final_factor >= 1.0:
+            return optimizer
+        estimated = float(self.trainer.estimated_stepping_batches)
+        if not math.isfinite(estimated):
+            raise ModelConfigError("lr_final_factor < 1 needs a finite max_epochs or max_steps")
+        total = max(int(estimated), 1)
+        final = self.lr_final_factor
+
+        def factor(step: int) -> float:
+            return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(step / total, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
