@@ -21,6 +21,22 @@ def checkpoint_step(ckpt_path: str | None, default: int) -> int:
     return int(checkpoint.get("global_step", default))
 
 
+def y_limits(history: dict[str, list[tuple[int, float]]], term: str) -> tuple[float, float] | None:
+    """A y range that shows the converging part of the curves: the first 5% of the training steps
+    (often far above the rest) and the top 1% of per-step noise may fall outside it; validation
+    and test points are always inside."""
+    train = [v for _, v in history.get(f"train/{term}", []) if math.isfinite(v)]
+    late = sorted(train[len(train) // 20 :])
+    shown = [late[int(0.99 * (len(late) - 1))], late[0]] if late else []
+    for stage in ("val", "test"):
+        shown += [v for _, v in history.get(f"{stage}/{term}", []) if math.isfinite(v)]
+    if not shown:
+        return None
+    bottom, top = min(shown), max(shown)
+    margin = 0.05 * (top - bottom) or 0.05 * abs(top) or 0.1
+    return bottom - margin, top + margin
+
+
 class LossCurves(pl.Callback):
     """Records ``train/<term>`` every step and ``val/<term>``, ``test/<term>`` per evaluation, and
     draws one panel per term (x = training step, y = bits/dim) at the end of fit, after a test run,
@@ -86,6 +102,9 @@ class LossCurves(pl.Callback):
                 if points:
                     steps, values = zip(*points, strict=True)
                     ax.plot(steps, values, **style)
+            limits = y_limits(self.history, term)
+            if limits is not None:
+                ax.set_ylim(*limits)
             ax.set_xlabel("training step")
             ax.set_ylabel(f"{term.replace('_bpd', '')} (bits/dim)" if term != "bpd" else "bits/dim")
             ax.set_title(term)
