@@ -69,6 +69,8 @@ class DensityModel(pl.LightningModule):
     """
 
     #: names of per-example loss terms (nats) besides ``nll`` that :meth:`loss_terms` returns.
+    #: Terms that depend on constructor arguments (e.g. one KL per latent dimension) are set on
+    #: the instance before ``DensityModel.__init__`` runs, which builds one metric per term.
     extra_terms: tuple[str, ...] = ()
 
     def __init__(self, lr: float = 1e-3) -> None:
