@@ -4,6 +4,8 @@ from ar_models.ar_mlp import ARMLP
 from ar_models.base import DensityModel, ModelConfigError, NonFiniteLossError
 from ar_models.histogram import Histogram
 from ar_models.made import MADE, MADENet
+from ar_models.masked_conv import MaskedConv2d
+from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
 
 __all__ = [
     "ARMLP",
@@ -11,6 +13,9 @@ __all__ = [
     "DensityModel",
     "Histogram",
     "MADENet",
+    "MaskedConv2d",
     "ModelConfigError",
     "NonFiniteLossError",
+    "PixelCNN",
+    "PixelCNNMADE",
 ]

@@ -7,6 +7,8 @@ from callbacks.figures import evaluating, save_figure, should_draw
 from callbacks.interpolations import Interpolations
 from callbacks.latent_scatter import LatentScatter
 from callbacks.loss_curves import LossCurves
+from callbacks.receptive_field import ReceptiveField
+from callbacks.sample_grid import SampleGrid
 from callbacks.stop_checkpoint import StopCheckpoint
 from callbacks.vae_samples import VAESamples
 
@@ -17,6 +19,8 @@ __all__ = [
     "Interpolations",
     "LatentScatter",
     "LossCurves",
+    "ReceptiveField",
+    "SampleGrid",
     "StopCheckpoint",
     "VAESamples",
     "evaluating",

@@ -1,6 +1,7 @@
 """LightningDataModules for the homework data sets (seeded, reproducible splits)."""
 
 from datamodules.base import ArrayDataModule, DataError, Split
+from datamodules.colored_mnist import ColoredMNISTDataModule
 from datamodules.svhn import SVHNDataModule
 from datamodules.toy2d import Toy2DDataModule
 from datamodules.two_d import Distribution2DDataModule
@@ -8,6 +9,7 @@ from datamodules.warmup import WarmupDataModule
 
 __all__ = [
     "ArrayDataModule",
+    "ColoredMNISTDataModule",
     "DataError",
     "Distribution2DDataModule",
     "SVHNDataModule",

@@ -188,6 +188,10 @@ class ArrayDataModule(pl.LightningDataModule):
         self.train = train_full.subset(perm[n_val:].sort().values)
         self.test = test
 
+    def make_dataset(self, split: Split) -> Dataset:
+        """The Dataset served for a split (override to change how examples are served)."""
+        return SplitDataset(split)
+
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
@@ -207,7 +211,7 @@ class ArrayDataModule(pl.LightningDataModule):
         )
         loader_class = ResumableDataLoader if train else DataLoader
         return loader_class(
-            SplitDataset(split),
+            self.make_dataset(split),
             sampler=sampler,
             batch_size=self.batch_size,
             num_workers=self.num_workers,

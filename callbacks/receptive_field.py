@@ -1,0 +1,123 @@
+"""The receptive field of one conditional of an image model, measured by gradients at random
+initialisation (HW1 §3): which input pixels can the conditional p(x_{r,c,ch} | ...) see?
+
+Model hooks used (see ``ar_models.pixelcnn``): ``image_shape``, ``n_categories``, ``embed(x)``,
+``conditional_logits(x, x_in)`` and, for drawing the nominal box, ``receptive_radius``. A fresh copy
+of the model is built from ``model.hparams`` (so the model must call ``save_hyperparameters()``).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from callbacks.figures import save_figure, should_draw
+
+
+def fresh_copy(model: pl.LightningModule, seed: int = 0) -> pl.LightningModule:
+    """A new model of the same class and hyper-parameters, with parameters randomly initialised
+    from ``seed`` (on the CPU, in eval mode; the global RNG state is restored after)."""
+    cls = type(model)
+    accepted = inspect.signature(cls.__init__).parameters
+    # LightningCLI adds entries such as ``_class_path`` to hparams; pass the constructor's only.
+    kwargs = {k: v for k, v in model.hparams.items() if k in accepted}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(**kwargs).eval()
+
+
+def input_gradient(
+    model: pl.LightningModule, target: tuple[int, int, int] = (14, 14, 0), seed: int = 0
+) -> np.ndarray:
+    """``|∂ log p(x_t | ...) / ∂ x_in|`` maxed over channels, ``[H, W]``, for the conditional of
+    pixel ``target = (row, col, channel)`` of a random image ``x`` (uniform values, seeded), with
+    ``x_in = embed(x)`` the network input. Non-zero exactly where the conditional reads the input
+    (up to gradients that vanish by chance)."""
+    row, col, channel = target
+    c, h, w = model.image_shape
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    x = torch.randint(0, model.n_categories, (1, c, h, w), generator=generator).to(device)
+    x_in = model.embed(x).detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.conditional_logits(x, x_in)[0, channel, row, col]
+        log_prob = F.log_softmax(logits, dim=-1)[x[0, channel, row, col]]
+        (grad,) = torch.autograd.grad(log_prob, x_in)
+    return grad.abs().amax(dim=1)[0].cpu().numpy()
+
+
+class ReceptiveField(pl.Callback):
+    """At the start of fit, draws ``figures/<name>.png``: the input gradient of the conditional at
+    ``target = (row, col, channel)`` for a freshly initialised copy of the model (left, magnitude
+    relative to its maximum) and where it is non-zero (right), with the target pixel marked and the
+    nominal receptive field (rows r-R..r, columns c-R..c+R) outlined. For a masked-conv PixelCNN the
+    right panel shows the blind spot: pixels above and to the right of the target that the stacked
+    3×3 masks never reach. The gradient is kept as ``self.gradient``.
+
+    Args:
+        target: (row, col, channel) of the conditional, (14, 14, 0) by default.
+        seed: seed of the fresh parameters and of the random input image.
+        name: figure name.
+    """
+
+    def __init__(
+        self,
+        target: tuple[int, int, int] = (14, 14, 0),
+        seed: int = 0,
+        name: str = "receptive_field",
+    ) -> None:
+        self.target = tuple(int(t) for t in target)
+        self.seed = seed
+        self.name = name
+        self.gradient: np.ndarray | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not should_draw(trainer):
+            return
+        self.gradient = input_gradient(fresh_copy(pl_module, self.seed), self.target, self.seed)
+        self.draw(trainer, self.gradient, getattr(pl_module, "receptive_radius", None))
+
+    def draw(self, trainer: pl.Trainer, gradient: np.ndarray, radius: int | None) -> None:
+        row, col, channel = self.target
+        fig = Figure(figsize=(9, 4.6))
+        axes = fig.subplots(1, 2)
+        peak = gradient.max() if gradient.max() > 0 else 1.0
+        panels = [
+            (axes[0], gradient / peak, "|∂ log p / ∂x| (max over channels) / max"),
+            (axes[1], (gradient > 0).astype(float), "non-zero gradient"),
+        ]
+        for ax, image, title in panels:
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.add_patch(
+                Rectangle(
+                    (col - 0.5, row - 0.5), 1, 1, fill=False, ec="red", lw=1.5, label="target"
+                )
+            )
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if radius is not None:
+            axes[1].add_patch(
+                Rectangle(
+                    (col - radius - 0.5, row - radius - 0.5),
+                    2 * radius + 1,
+                    radius + 1,
+                    fill=False,
+                    ec="tab:orange",
+                    ls="--",
+                    lw=1.2,
+                    label=f"nominal receptive field (R = {radius})",
+                )
+            )
+        axes[1].legend(loc="lower center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
+        fig.suptitle(
+            f"Receptive field of p(x[{row}, {col}, {channel}] | ...) at random initialisation",
+            fontsize=10,
+        )
+        save_figure(trainer, fig, self.name)
