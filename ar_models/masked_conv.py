@@ -1,0 +1,84 @@
+"""Masked 2-D convolutions for raster-order autoregressive image models (van den Oord et al. 2016).
+
+A k×k kernel (k odd) centred on pixel (r, c) is multiplied by a fixed binary mask M so that the
+output at (r, c) reads only pixels before (r, c) in raster order:
+
+* type A: the rows above the centre, and the centre row left of the centre (centre excluded);
+* type B: the same plus the centre tap (a pixel's own features from the previous layer).
+
+Masks are purely spatial: every input channel of a tap is seen or not seen together, so a network
+of one type-A layer followed by type-B layers has outputs at pixel i that depend on pixels < i only.
+
+The parameters are a plain ``weight`` and ``bias`` with a ``mask`` buffer of the weight's shape,
+so checkpoints load into the textbook masked-weight form and back; ``forward`` skips the rows of
+the kernel below the centre, which every mask zeroes (``masked_weight_forward`` is the reference).
+The module applies ``W ⊙ M`` on every call, so ``weight`` entries under zeros of the mask never
+matter (their gradient is zero too).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ar_models.base import ModelConfigError
+
+MASK_TYPES = ("A", "B")
+
+
+def raster_mask(kernel_size: int, mask_type: str) -> Tensor:
+    """The k×k spatial mask: 1 on the taps before the centre in raster order (and on the centre for
+    type B), 0 elsewhere."""
+    if mask_type not in MASK_TYPES:
+        raise ModelConfigError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ModelConfigError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+    if mask_type == "A" and kernel_size == 1:
+        raise ModelConfigError("a 1×1 type-A mask sees nothing (it is all zeros)")
+    centre = kernel_size // 2
+    mask = torch.zeros(kernel_size, kernel_size)
+    mask[:centre, :] = 1.0
+    mask[centre, :centre] = 1.0
+    if mask_type == "B":
+        mask[centre, centre] = 1.0
+    return mask
+
+
+class MaskedConv2d(nn.Conv2d):
+    """``y = conv2d(x, W ⊙ M) + b`` with 'same' zero padding and a raster-order mask ``M``.
+
+    Args:
+        in_channels, out_channels: channel counts.
+        kernel_size: k, odd.
+        mask_type: ``"A"`` (centre excluded, first layer) or ``"B"`` (centre included).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str
+    ) -> None:
+        mask = raster_mask(kernel_size, mask_type)
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.mask_type = mask_type
+        self.register_buffer("mask", mask.expand_as(self.weight).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The masked conv without the taps that are zero in every mask: all rows below the centre.
+
+        Convolving the input padded by k//2 rows on top only (none below) with the upper k//2 + 1
+        rows of ``W ⊙ M`` gives exactly ``masked_weight_forward`` with about (k//2 + 1)/k of its
+        multiply-adds (a 1×1 type-B conv has nothing to crop).
+        """
+        k = self.kernel_size[0]
+        if k == 1:
+            return F.conv2d(x, self.weight * self.mask, self.bias)
+        p = k // 2
+        kernel = (self.weight * self.mask)[:, :, : p + 1]
+        return F.conv2d(F.pad(x, (p, p, p, 0)), kernel, self.bias)
+
+    def masked_weight_forward(self, x: Tensor) -> Tensor:
+        """The textbook form, ``conv2d(x, W ⊙ M)`` over the full k×k kernel (the reference)."""
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, mask_type={self.mask_type}"
