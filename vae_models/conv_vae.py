@@ -253,10 +253,11 @@ class ConvVAE(DensityModel):
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(self, n: int, decoder_noise: bool = False) -> Tensor:
-        """``n`` images ``LongTensor[n, 3, 32, 32]``: z ~ p(z), then the decoder mean μ(z)
-        quantised (default; the handout's sample figures), or with ``decoder_noise`` y ~ p(y|z)
-        quantised (the per-pixel noise is independent and shows as static)."""
+    def sample(self, n: int, decoder_noise: bool = True) -> Tensor:
+        """``n`` images ``LongTensor[n, 3, 32, 32]``: z ~ p(z), then y ~ p(y|z) quantised (the
+        model's own samples, the DensityModel contract; the independent per-pixel noise shows as
+        static), or with ``decoder_noise=False`` the decoder mean μ(z) quantised (the handout's
+        sample figures: ``SampleGrid(sample_kwargs={"decoder_noise": False})``)."""
         z = self.sample_prior(n)
         mu, logvar = self.decode(z)
         y = reparameterize(mu, logvar) if decoder_noise else mu
