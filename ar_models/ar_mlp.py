@@ -107,7 +107,7 @@ class ARMLP(DensityModel):
         weight_decay: float = 0.0,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(lr=lr)
+        super().__init__(lr=lr, weight_decay=weight_decay)
         self.save_hyperparameters()
         hidden = list(hidden_sizes) if hidden_sizes is not None else [256, 256]
         if n_categories < 2 or embedding_dim < 1 or any(h < 1 for h in hidden):
@@ -120,7 +120,6 @@ class ARMLP(DensityModel):
                 f"need 0 <= dropout < 1 and weight_decay >= 0, got {dropout}, {weight_decay}"
             )
         self.n_categories = n_categories
-        self.weight_decay = weight_decay
         self.x1_logits = nn.Parameter(torch.zeros(n_categories))
         self.encoder = X1Encoder(encoding, n_categories, embedding_dim, n_frequencies)
         self.conditional = mlp([self.encoder.dim, *hidden, n_categories], dropout)
@@ -150,17 +149,3 @@ class ARMLP(DensityModel):
         x1 = torch.multinomial(self.log_p_x1().exp(), n, replacement=True)
         x2 = torch.multinomial(self.log_p_x2_given_x1(x1).exp(), 1).squeeze(1)
         return torch.stack([x1, x2], dim=1)
-
-    def on_fit_start(self) -> None:
-        """Stop early, with a clear message, when the data's K differs from the model's."""
-        data_k = getattr(self.trainer.datamodule, "n_categories", None)
-        if data_k is not None and int(data_k) != self.n_categories:
-            raise ModelConfigError(
-                f"the data has n_categories={data_k} but ARMLP was built with "
-                f"n_categories={self.n_categories}; set model.init_args.n_categories to {data_k}"
-            )
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        if self.weight_decay > 0:
-            return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        return torch.optim.Adam(self.parameters(), lr=self.lr)

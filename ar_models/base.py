@@ -65,7 +65,8 @@ class DensityModel(pl.LightningModule):
     """Base LightningModule of every model: subclasses implement ``nll``, ``n_dims`` and ``sample``.
 
     Args:
-        lr: learning rate of the default Adam optimiser.
+        lr: learning rate of the default optimiser.
+        weight_decay: decoupled weight decay; > 0 makes the optimiser AdamW, 0 plain Adam.
     """
 
     #: names of per-example loss terms (nats) besides ``nll`` that :meth:`loss_terms` returns.
@@ -73,11 +74,14 @@ class DensityModel(pl.LightningModule):
     #: the instance before ``DensityModel.__init__`` runs, which builds one metric per term.
     extra_terms: tuple[str, ...] = ()
 
-    def __init__(self, lr: float = 1e-3) -> None:
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
         super().__init__()
         if not lr > 0:
             raise ModelConfigError(f"lr must be > 0, got {lr}")
+        if weight_decay < 0:
+            raise ModelConfigError(f"weight_decay must be >= 0, got {weight_decay}")
         self.lr = lr
+        self.weight_decay = weight_decay
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{term}": MeanMetric()
@@ -166,5 +170,19 @@ class DensityModel(pl.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step("test", batch)
 
+    def on_fit_start(self) -> None:
+        """Stop at once, with what to set, when the data's number of categories per dimension
+        (a DataModule's ``n_categories``) differs from the model's."""
+        model_k = getattr(self, "n_categories", None)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data_k = getattr(datamodule, "n_categories", None)
+        if model_k is not None and data_k is not None and int(data_k) != int(model_k):
+            raise ModelConfigError(
+                f"the data has n_categories={data_k} but {type(self).__name__} was built with "
+                f"n_categories={model_k}; set model.init_args.n_categories to {data_k}"
+            )
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.weight_decay > 0:
+            return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         return torch.optim.Adam(self.parameters(), lr=self.lr)

@@ -177,11 +177,8 @@ class MADE(DensityModel):
         weight_decay: float = 0.0,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(lr=lr)
+        super().__init__(lr=lr, weight_decay=weight_decay)
         self.save_hyperparameters()
-        if weight_decay < 0:
-            raise ModelConfigError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.weight_decay = weight_decay
         self.net = MADENet(
             n_vars,
             n_categories,
@@ -195,22 +192,12 @@ class MADE(DensityModel):
     def n_dims(self) -> int:
         return self.net.n_vars
 
+    @property
+    def n_categories(self) -> int:
+        return self.net.n_categories
+
     def nll(self, x: Tensor) -> Tensor:
         return -self.net.log_prob(x)
 
     def sample(self, n: int) -> Tensor:
         return self.net.sample(n)
-
-    def on_fit_start(self) -> None:
-        """Stop early, with a clear message, when the data's K differs from the model's."""
-        data_k = getattr(self.trainer.datamodule, "n_categories", None)
-        if data_k is not None and int(data_k) != self.net.n_categories:
-            raise ModelConfigError(
-                f"the data has n_categories={data_k} but MADE was built with n_categories="
-                f"{self.net.n_categories}; set model.init_args.n_categories to {data_k}"
-            )
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        if self.weight_decay > 0:
-            return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
