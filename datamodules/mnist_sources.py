@@ -243,8 +243,8 @@ def load_course_pickle(path: str | Path, n_categories: int = 4) -> dict[str, np.
         if low < 0 or high > n_categories - 1:
             outside = int(((array < 0) | (array > n_categories - 1)).sum())
             raise DataError(
-                f"{where}: values must lie in {{0..{n_categories - 1}}}; found values from {low} to "
-                f"{high} ({outside} outside the range)"
+                f"{where}: values must lie in {{0..{n_categories - 1}}}; "
+                f"found values from {low} to {high} ({outside} outside the range)"
             )
         out[key] = array.astype(np.uint8)
     if out["train"].shape[1:] != out["test"].shape[1:]:
