@@ -122,6 +122,15 @@ class ResumableDataLoader(DataLoader):
         self.sampler.skip = served * self.batch_size if served < len(self) else 0
 
 
+class LongImages(SplitDataset):
+    """Serves a split stored compactly (e.g. uint8 images) as int64, ``x[i]`` or ``(x[i], y[i])``
+    (a DataModule returns it from ``make_dataset``)."""
+
+    def __getitem__(self, i: int) -> Tensor | tuple[Tensor, Tensor]:
+        x = self.split.x[i].long()
+        return x if self.split.y is None else (x, self.split.y[i])
+
+
 def split_first_last(split: Split, train_fraction: float = 0.8) -> tuple[Split, Split]:
     """The handout's split: the first ``train_fraction`` of the examples train, the rest test."""
     n_train = int(round(len(split) * train_fraction))

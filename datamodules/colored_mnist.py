@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import Dataset
 
-from datamodules.base import ArrayDataModule, DataError, Split
+from datamodules.base import ArrayDataModule, DataError, LongImages, Split
 from datamodules.mnist_sources import (
     download_mnist,
     load_course_pickle,
@@ -58,20 +57,6 @@ def colour_digits(images: np.ndarray, seed: int | list[int]) -> np.ndarray:
     mask = (images > THRESHOLD)[:, None]  # [N, 1, H, W]
     coloured = np.where(mask, rgb(foreground)[:, :, None, None], rgb(background)[:, :, None, None])
     return coloured.astype(np.uint8)
-
-
-class LongImages(Dataset):
-    """Serves ``x[i]`` (or ``(x[i], y[i])``) of a uint8 split as int64."""
-
-    def __init__(self, split: Split) -> None:
-        self.split = split
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, i: int) -> Tensor | tuple[Tensor, Tensor]:
-        x = self.split.x[i].long()
-        return x if self.split.y is None else (x, self.split.y[i])
 
 
 class ColoredMNISTDataModule(ArrayDataModule):

