@@ -62,9 +62,12 @@ class IncrementalNet:
     def __init__(self, layers: nn.Sequential, n: int, height: int, width: int) -> None:
         self.layers = layers
         self.caches: dict[int, _ConvCache] = {}
+        self.pointwise: dict[int, Tensor] = {}  # masked 1×1 weights [C_out, C_in], made once
         for module in layers.modules():
             if isinstance(module, MaskedConv2d) and module.kernel_size[0] > 1:
                 self.caches[id(module)] = _ConvCache(module, n, height, width)
+            elif isinstance(module, MaskedConv2d):
+                self.pointwise[id(module)] = module.weight[:, :, 0, 0] * module.mask[:, :, 0, 0]
         first = layers[0]
         if not (isinstance(first, MaskedConv2d) and first.mask_type == "A"):
             raise ValueError("the first layer of an incremental network must be a type-A conv")
@@ -88,7 +91,7 @@ class IncrementalNet:
         if isinstance(module, MaskedConv2d):
             cache = self.caches.get(id(module))
             if cache is None:  # 1×1 type B: a linear map of the pixel's own features
-                return F.linear(h, module.weight[:, :, 0, 0] * module.mask[:, :, 0, 0], module.bias)
+                return F.linear(h, self.pointwise[id(module)], module.bias)
             cache.write(row, col, h)
             return cache.output(row, col)
         if isinstance(module, nn.LayerNorm):

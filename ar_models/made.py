@@ -122,16 +122,19 @@ class MADENet(nn.Module):
         """Logits ``[B, D, K]`` from float inputs ``[B, D, K]`` (one-hot rows for real data; any
         floats, e.g. to take gradients with respect to the inputs)."""
         inputs = one_hot.flatten(1)
+        self._check_aux(aux)
         if self.aux_dim:
-            if aux is None or aux.shape[-1] != self.aux_dim:
-                raise ValueError(f"MADENet needs an auxiliary input of size {self.aux_dim}")
             inputs = torch.cat([inputs, aux], dim=1)
-        elif aux is not None:
-            raise ValueError("MADENet was built without an auxiliary input (aux_dim=0)")
         out = self.net(inputs)
         if self.aux_to_out is not None:
             out = out + self.aux_to_out(aux)
         return out.view(-1, self.n_vars, self.n_categories)
+
+    def _check_aux(self, aux: Tensor | None) -> None:
+        if self.aux_dim and (aux is None or aux.shape[-1] != self.aux_dim):
+            raise ValueError(f"MADENet needs an auxiliary input of size {self.aux_dim}")
+        if not self.aux_dim and aux is not None:
+            raise ValueError("MADENet was built without an auxiliary input (aux_dim=0)")
 
     def _dtype(self) -> torch.dtype:
         return self.net[0].weight.dtype
@@ -145,7 +148,45 @@ class MADENet(nn.Module):
     def sample(
         self, n: int, aux: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        """``n`` draws ``LongTensor[n, D]``, one variable at a time in ``ordering`` (D passes)."""
+        """``n`` draws ``LongTensor[n, D]``, one variable at a time in ``ordering``.
+
+        Incremental: the first layer's pre-activation starts at ``W_a a + b`` and gains the weight
+        column of each value once it is drawn, and only the K logits of the variable being drawn
+        are computed. The draws equal :meth:`sample_reference` (D full passes) from the same
+        ``generator``, up to float rounding of the logits. In training mode with dropout, the
+        reference runs instead (dropout makes every pass different)."""
+        dropout_on = self.training and any(isinstance(m, nn.Dropout) for m in self.net)
+        if dropout_on:
+            return self.sample_reference(n, aux, generator)
+        self._check_aux(aux)
+        linears = [m for m in self.net if isinstance(m, MaskedLinear)]
+        weights = [m.weight * m.mask for m in linears]
+        k, n_inputs = self.n_categories, self.n_vars * self.n_categories
+        value_rows = weights[0][:, :n_inputs].t()  # row v·K + j: what x_v = j adds to layer 1
+        pre = linears[0].bias.expand(n, -1).clone()
+        aux_logits = None
+        if self.aux_dim:
+            pre += F.linear(aux, weights[0][:, n_inputs:])
+            aux_logits = self.aux_to_out(aux)
+        x = torch.zeros(n, self.n_vars, dtype=torch.long, device=pre.device)
+        for v in self.ordering:
+            h = F.relu(pre)
+            for layer, weight in zip(linears[1:-1], weights[1:-1], strict=True):
+                h = F.relu(F.linear(h, weight, layer.bias))
+            rows = slice(v * k, (v + 1) * k)
+            logits = F.linear(h, weights[-1][rows], linears[-1].bias[rows])
+            if aux_logits is not None:
+                logits = logits + aux_logits[:, rows]
+            draw = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+            x[:, v] = draw.squeeze(-1)
+            pre += value_rows[v * k + x[:, v]]
+        return x
+
+    @torch.no_grad()
+    def sample_reference(
+        self, n: int, aux: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The textbook sampler: one full :meth:`forward` per variable (D passes)."""
         device = self.net[0].weight.device
         x = torch.zeros(n, self.n_vars, dtype=torch.long, device=device)
         for v in self.ordering:

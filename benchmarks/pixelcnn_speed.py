@@ -1,6 +1,7 @@
 """PixelCNN speed, measured side by side in one run: training throughput and sampling time.
 
     python benchmarks/pixelcnn_speed.py [--device cpu|cuda] [--rounds 5] [--n-samples 100]
+                                        [--glibc-malloc-defaults]
 
 (a) Training steps (forward, backward, Adam) on batches of 128 coloured-MNIST-shaped images,
     images/s: ``ar_models.PixelCNN`` against the textbook masked-weight form of
@@ -11,7 +12,9 @@
     position (all rows, evenly spread) and scaled to all H·W positions; the cached sampler runs
     whole. The textbook naive loop (whole network per pixel) is estimated the same way.
 
-Prints one table; ratios > 1 mean ours is faster.
+Like ``train.py``, the script first makes glibc keep freed memory for reuse
+(:mod:`ar_models.allocator`; it applies to every form alike); ``--glibc-malloc-defaults`` skips
+that, to measure its share. Prints one table; ratios > 1 mean ours is faster.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_pixelcnn import TextbookPixelCNN  # noqa: E402
 
+from ar_models.allocator import keep_freed_memory  # noqa: E402
 from ar_models.pixelcnn import PixelCNN, PixelCNNMADE  # noqa: E402
 
 SHAPE = (3, 28, 28)
@@ -112,9 +116,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--n-samples", type=int, default=100)
     parser.add_argument("--stride", type=int, default=16, help="naive loop: time every k-th pixel")
+    parser.add_argument(
+        "--glibc-malloc-defaults",
+        action="store_true",
+        help="leave glibc's malloc thresholds alone (train.py raises them)",
+    )
     args = parser.parse_args()
 
-    print(f"device: {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    kept = False if args.glibc_malloc_defaults else keep_freed_memory()
+    print(
+        f"device: {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"freed memory kept for reuse: {'yes' if kept else 'no (glibc defaults)'}"
+    )
     speed, gap = train_throughput(args.device, args.rounds, args.batch)
     print(f"\n(a) training steps, batch {args.batch} (max |NLL difference| {gap:.2e} nats)")
     print("| form (PixelCNN 128 filters × 12 blocks) | images/s | ours / this |")
