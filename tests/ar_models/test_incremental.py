@@ -39,8 +39,9 @@ def test_every_step_equals_the_full_forward_pass(kwargs):
 
 
 @pytest.mark.parametrize("cls", [PixelCNN, PixelCNNMADE])
-def test_cached_and_naive_samplers_draw_the_same_images(cls):
-    model = randomise(cls(**SMALL)).double()  # float64: no rounding flips a draw
+@pytest.mark.parametrize("relative_to_first", [False, True])
+def test_cached_and_naive_samplers_draw_the_same_images(cls, relative_to_first):
+    model = randomise(cls(**SMALL, relative_to_first=relative_to_first)).double()  # float64
     draws = []
     for cached in (True, False):
         generator = torch.Generator().manual_seed(7)

@@ -16,7 +16,14 @@ from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
 
 SMALL = dict(n_filters=16, n_blocks=2, layer_norm=True)
 SMALL_MADE = dict(SMALL, feature_dim=8, made_hidden_sizes=(16, 16))
-MODELS = [(PixelCNN, SMALL), (PixelCNNMADE, SMALL_MADE)]
+REL = dict(relative_to_first=True)
+MODELS = [
+    (PixelCNN, SMALL),
+    (PixelCNNMADE, SMALL_MADE),
+    (PixelCNN, dict(SMALL, **REL)),
+    (PixelCNNMADE, dict(SMALL_MADE, **REL)),
+]
+IDS = ["PixelCNN", "PixelCNNMADE", "PixelCNN-relative", "PixelCNNMADE-relative"]
 
 
 def make(cls: type, shape: tuple[int, int, int], seed: int = 0, **kw: object) -> torch.nn.Module:
@@ -113,7 +120,7 @@ def check_within_pixel(model: PixelCNNMADE, pixels: list[tuple[int, int]]) -> No
             assert (out[0, changed + 1 :, r, col] != base[0, changed + 1 :, r, col]).any()
 
 
-@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=["PixelCNN", "PixelCNNMADE"])
+@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=IDS)
 def test_autoregressive_small_all_pixels(cls: type, kw: dict) -> None:
     model = make(cls, (3, 9, 9), **kw)
     pixels = [(r, c) for r in range(9) for c in range(9)]
@@ -145,7 +152,7 @@ def all_images(shape: tuple[int, int, int], k: int) -> torch.Tensor:
     return states.view(-1, *shape)
 
 
-@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=["PixelCNN", "PixelCNNMADE"])
+@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=IDS)
 @pytest.mark.parametrize(
     "shape", [(1, 2, 2), (2, 2, 2), (3, 1, 2)], ids=lambda s: "x".join(map(str, s))
 )
@@ -159,7 +166,7 @@ def test_probabilities_of_all_states_sum_to_one(cls: type, kw: dict, shape: tupl
     assert model.n_dims == int(np.prod(shape))
 
 
-@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=["PixelCNN", "PixelCNNMADE"])
+@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=IDS)
 def test_three_channel_2x2_chain_rule(cls: type, kw: dict) -> None:
     """3-channel 2×2 images: for every prefix of the first pixels fixed at random, each conditional
     p(x_{i,c} | ...) is a distribution, and log p(x) equals the sum of the conditionals' log
@@ -183,7 +190,7 @@ def test_three_channel_2x2_chain_rule(cls: type, kw: dict) -> None:
 
 
 # ---------------------------------------------------------------------- cropped pass and sampling
-@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=["PixelCNN", "PixelCNNMADE"])
+@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=IDS)
 def test_cropped_pass_is_exact(cls: type, kw: dict) -> None:
     """The sampler's pass on the crop around (r, c) equals the full network's output at (r, c)."""
     model = make(cls, (3, 12, 12), **kw)
@@ -194,7 +201,7 @@ def test_cropped_pass_is_exact(cls: type, kw: dict) -> None:
             torch.testing.assert_close(model.net.forward_at(x_in, r, c), full[:, :, r, c])
 
 
-@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=["PixelCNN", "PixelCNNMADE"])
+@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=IDS)
 def test_sample_shape_range_and_seed(cls: type, kw: dict) -> None:
     model = make(cls, (3, 5, 4), **kw)
     draw = [model.sample(6, generator=torch.Generator().manual_seed(1)) for _ in range(2)]
@@ -203,7 +210,7 @@ def test_sample_shape_range_and_seed(cls: type, kw: dict) -> None:
     assert torch.equal(draw[0], draw[1])
 
 
-@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=["PixelCNN", "PixelCNNMADE"])
+@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=IDS)
 def test_sampler_follows_the_model(cls: type, kw: dict) -> None:
     """Frequencies of 20,000 samples of 2-channel 1×2 images (256 states) match p(x), chi-square."""
     model = make(cls, (2, 1, 2), seed=3, **kw)
@@ -214,6 +221,25 @@ def test_sampler_follows_the_model(cls: type, kw: dict) -> None:
     index = (samples.view(-1, 4) * (4 ** torch.arange(3, -1, -1))).sum(1).numpy()
     counts = np.bincount(index, minlength=256)
     assert stats.chisquare(counts, probs / probs.sum() * counts.sum()).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("cls", [PixelCNN, PixelCNNMADE])
+def test_relative_codes(cls: type) -> None:
+    """t_0 = x_0, t_j = (x_j - x_0) mod K, inverted exactly; the logits over x at a later pixel
+    are those over t rolled by x_0 (p(x_j = k) = p_t(t_j = (k - x_0) mod K))."""
+    model = make(cls, (3, 2, 2), **dict(SMALL if cls is PixelCNN else SMALL_MADE, **REL))
+    x = torch.tensor([[[[1, 1], [0, 3]], [[2, 2], [2, 0]], [[0, 1], [3, 0]]]])
+    t = model.to_codes(x)
+    assert t.tolist() == [[[[1, 0], [3, 2]], [[2, 0], [0, 2]], [[0, 1], [3, 0]]]]
+    assert torch.equal(model.from_codes(t), x)
+    images = torch.randint(0, 4, (50, 3, 2, 2))
+    assert torch.equal(model.from_codes(model.to_codes(images)), images)
+    with torch.no_grad():
+        on_x, on_t = model.conditional_logits(x), model.code_logits(t, model.one_hot(t))
+    torch.testing.assert_close(on_x[0, :, 0, 0], on_t[0, :, 0, 0])
+    for ch, k in itertools.product(range(3), range(4)):
+        code = (k - x[0, ch, 0, 0]) % 4
+        torch.testing.assert_close(on_x[0, ch, 1, 1, k], on_t[0, ch, 1, 1, code])
 
 
 def test_nll_rejects_wrong_image_shape() -> None:
