@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import EMAWeightAveraging
 from pytorch_lightning.trainer.states import TrainerFn
 
@@ -36,13 +37,38 @@ class EMA(EMAWeightAveraging):
             raise ValueError(f"decay must be in (0, 1), got {decay}")
         super().__init__(decay=decay, update_starting_at_step=update_starting_at_step)
 
+    def _follow_until_started(self, pl_module: pl.LightningModule) -> None:
+        """Before its first update (``update_starting_at_step``) the average is the current
+        weights, not a frozen copy of the initial ones (Lightning would validate, checkpoint and
+        keep those)."""
+        average = self._average_model
+        if average is not None and int(average.n_averaged) == 0:
+            with torch.no_grad():
+                for mine, current in zip(
+                    average.module.state_dict().values(),
+                    pl_module.state_dict().values(),
+                    strict=True,
+                ):
+                    mine.copy_(current)
+
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if fitting(trainer):
+            self._follow_until_started(pl_module)
             super().on_validation_epoch_start(trainer, pl_module)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if fitting(trainer):
             super().on_validation_epoch_end(trainer, pl_module)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._follow_until_started(pl_module)
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._follow_until_started(pl_module)
+        super().on_train_end(trainer, pl_module)
 
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]

@@ -51,6 +51,36 @@ def test_test_after_fit_uses_the_averaged_weights(tmp_path: Path) -> None:
     assert checkpoint.best_model_score.item() == pytest.approx(val_avg, abs=1e-5)
 
 
+def test_before_averaging_starts_the_current_weights_are_validated(tmp_path: Path) -> None:
+    """With ``update_starting_at_step`` after the first validation, that validation scores the
+    trained weights (Lightning's own callback would score the initial ones)."""
+    p = np.random.RandomState(0).rand(10, 10)
+    np.save(tmp_path / "d.npy", p / p.sum())
+    dm = Distribution2DDataModule(path=str(tmp_path / "d.npy"), count=4000, batch_size=100)
+    pl.seed_everything(0)
+    model = ARMLP(n_categories=10, hidden_sizes=[16], encoding="one_hot", lr=3e-2)
+    initial = ARMLP(n_categories=10, hidden_sizes=[16], encoding="one_hot").eval()
+    initial.load_state_dict(model.state_dict())
+    trainer = pl.Trainer(
+        max_epochs=1,
+        callbacks=[EMA(decay=0.9, update_starting_at_step=10**6)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(model, datamodule=dm)
+    model.eval()
+    with torch.no_grad():
+        trained = model.nll(dm.val.x).mean().item() / (2 * math.log(2))
+        untrained = initial.nll(dm.val.x).mean().item() / (2 * math.log(2))
+    assert untrained - trained > 0.02  # training moved the weights, so the check means something
+    assert trainer.callback_metrics["val/bpd"].item() == pytest.approx(trained, abs=1e-5)
+
+
 def test_bad_decay() -> None:
     with pytest.raises(ValueError, match="decay"):
         EMA(decay=1.0)
