@@ -22,9 +22,11 @@ from torch import Tensor, nn
 from ar_models.masked_conv import MaskedConv2d
 
 
-class _ConvCache:
+class MaskedConvCache:
     """The padded input of one k×k masked conv, position-major: ``[H + p, W + 2p, n, C_in]``,
-    p = k // 2, so that the window of a pixel is a few contiguous ``[n, C_in]`` blocks."""
+    p = k // 2, so that the window of a pixel is a few contiguous ``[n, C_in]`` blocks; ``output``
+    applies the conv's upper p + 1 kernel rows (those below the centre are masked) to a window.
+    Used by :class:`IncrementalNet` and by other incremental samplers (the PixelVAE decoder)."""
 
     def __init__(self, conv: MaskedConv2d, n: int, height: int, width: int) -> None:
         k = conv.kernel_size[0]
@@ -61,11 +63,11 @@ class IncrementalNet:
 
     def __init__(self, layers: nn.Sequential, n: int, height: int, width: int) -> None:
         self.layers = layers
-        self.caches: dict[int, _ConvCache] = {}
+        self.caches: dict[int, MaskedConvCache] = {}
         self.pointwise: dict[int, Tensor] = {}  # masked 1×1 weights [C_out, C_in], made once
         for module in layers.modules():
             if isinstance(module, MaskedConv2d) and module.kernel_size[0] > 1:
-                self.caches[id(module)] = _ConvCache(module, n, height, width)
+                self.caches[id(module)] = MaskedConvCache(module, n, height, width)
             elif isinstance(module, MaskedConv2d):
                 self.pointwise[id(module)] = module.weight[:, :, 0, 0] * module.mask[:, :, 0, 0]
         first = layers[0]

@@ -36,7 +36,8 @@ class Interpolations(pl.Callback):
     """One row per pair (a, b) of test images (images 2k and 2k+1 of the test loader): a, then the
     decoder means of z_t = (1 − t) μ_a + t μ_b for ``n_steps`` values of t evenly spaced in [0, 1]
     (μ the posterior means), then b. Drawn at the end of fit and after testing (the tested
-    checkpoint) as ``figures/<name>.png``.
+    checkpoint) as ``figures/<name>.png``. A model whose ``decode_to_pixels`` is not a mean names
+    what it draws in a ``decoded_label`` attribute, used in the title.
 
     Args:
         n_pairs: image pairs (rows), 5 in the handout.
@@ -83,8 +84,9 @@ class Interpolations(pl.Callback):
         ax = fig.subplots()
         ax.imshow(grid, interpolation="nearest")
         ax.set_axis_off()
+        decoded = getattr(pl_module, "decoded_label", "decoder means")
         ax.set_title(
-            "test image a | decoder means along (1−t)·μ(a) + t·μ(b), t = 0..1 | test image b",
+            f"test image a | {decoded} along (1−t)·μ(a) + t·μ(b), t = 0..1 | test image b",
             fontsize=8,
         )
         save_figure(trainer, fig, self.name)

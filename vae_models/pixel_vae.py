@@ -1,0 +1,494 @@
+"""HW3 bonus: a VAE whose decoder is a PixelCNN with a limited receptive field (PixelVAE,
+Gulrajani et al. 2017; VLAE, Chen et al. 2017) and a discretised mixture of logistics output
+(PixelCNN++, Salimans et al. 2017).
+
+Data. Batches are ``LongTensor[B, 3, 32, 32]`` in {0..255}, as for :class:`ConvVAE`.
+
+Generative model. z ~ p(z) on an 8×8×C_z latent (N(0, I), or the autoregressive flow of
+:mod:`vae_models.flow_prior`), then the pixels in raster order,
+
+    P(x | z) = ∏_i P(x_i | x_{N(i)}, z),
+
+where P(x_i | ·) is the discretised mixture of logistics of :mod:`vae_models.dmol` (R, then G | R,
+then B | R, G within the pixel) and N(i) is the **limited receptive field** of pixel i (below). Its
+parameters come from a :class:`ConditionalPixelCNN` that reads the pixels in N(i) and features of z
+at pixel i. P(x | z) is a distribution over the 8-bit images, so the bound needs no dequantisation
+and no D·ln 256 term: per image, in nats,
+
+    −ELBO(x) = recon + kl,   recon = −log P(x | z),   kl = log q(z|x) − log p(z)  (z ~ q(z|x)),
+
+one reparameterised z per example and step; the KL is analytic for the normal prior. This is an
+upper bound on −log P(x) in the same units as :class:`ConvVAE`'s ``nll`` (D = 3·32·32 dimensions,
+bits/dim = nll / (D ln 2)), so the two are directly comparable. ``loss_terms`` returns ``nll``,
+``kl``, ``recon`` and the KL of each latent channel ``kl_ch<j>``, logged as ``<stage>/bpd``,
+``kl_bpd``, ``recon_bpd``, ``kl_ch<j>_bpd`` like ConvVAE.
+
+Networks.
+
+* Encoder q(z|x) = N(μ, diag σ²): :func:`vae_models.conv_vae.encoder` on v = 2x/255 − 1 (the
+  handout's conv stack, ``width``, ``n_res_blocks``), log-variances soft-clamped like ConvVAE.
+* Conditioning network: :func:`vae_models.conv_vae.decoder` (3×3 conv, gated residual stack, two
+  transposed 4×4/2 convs) with its last conv replaced by a 3×3 conv to ``cond_channels`` features
+  c(z) at 32×32. These features are the only way z enters the pixel decoder.
+* :class:`ConditionalPixelCNN` (F = ``pixel_filters``, M = ``n_mixtures``):
+
+      h = A_{k0}([v, 1]) + W_0 c                              type-A k0×k0 masked conv of the pixels
+      h = h + a ⊙ σ(g),  [a, g] = B_k(elu(h)) + W_l c         ``pixel_layers`` gated layers, type B
+      h = U elu(h) + W_out c ;   params = V elu(h)            1×1 convs: 10·M DMOL parameters
+
+  [v, 1] is the pixel values with a constant-1 channel appended (as in PixelCNN++: the zero
+  padding then differs from a mid-grey pixel, so the network sees the image's edges). W_· are
+  1×1 convs of c(z) added before each nonlinearity, so the output at pixel i depends on z
+  (through c at pixel i, which sees all of z) and on the pixels of N(i) only. The DMOL's channel
+  coefficients then make G depend on R and B on R, G of the same pixel. My choice: the output
+  biases of the log-scales start spread evenly over the M components from −6 to −1
+  (``LOG_SCALE_INIT``); with all at 0 the components specialise (one narrow component for the
+  many pixels that repeat a neighbour) much later: on the stand-in data a linear masked-conv
+  decoder (Adam 10⁻²) reached 6.0 bits/dim after 200 steps from 0 and 3.9 with the spread start.
+
+Receptive field. With p0 = k0 // 2, p = k // 2, L = ``pixel_layers``, the output at (r, c) reads the
+input pixel (r + dr, c + dc) exactly for the offsets in the Minkowski sum of the layers' mask
+offsets (:func:`receptive_field`), R = p0 + L·p = ``receptive_radius``:
+
+* dr = 0: dc = −R .. −1 (the R pixels to the left);
+* dr = −j, j = 1..R: dc = −R .. min(R, max(p0 + (j−1)·p, j·p − 1)).
+
+This is the box of rows r−R..r−1, columns c−R..c+R plus the R pixels to the left in the current
+row, minus the usual PixelCNN blind spot at its upper right (for L = 0 the single type-A mask,
+without a blind spot). Nothing at or after (r, c) in raster order is read; pixels outside the image
+are zero padding. The default k0 = 5, k = 3, L = 2 gives R = 4.
+
+Sampling (:meth:`PixelVAE.sample`): z ~ p(z), c(z) once, then the pixels in raster order. By
+default **cached**: :class:`CachedPixelCNN` keeps the input of every k×k masked conv and computes
+only the new pixel's activations in each layer (Ramachandran et al. 2017), about one decoder pass
+in all. ``cached=False`` is the naive reference: the decoder on the crop of the image that the pixel
+can see (rows r−R..r, columns c−R..c+R), one small pass per pixel. Both draw the same images from
+the same random numbers (exactly in float64; in float32 their rounding differs, which moves about
+one value in 10⁴ across a bin edge). The DMOL is then sampled at the pixel (R, G | R, B | R, G).
+
+Options against posterior collapse (training only; the logged numbers are always the true bound):
+``free_bits`` λ (nats per latent channel, Kingma et al. 2016): the training objective is
+recon + Σ_j max(λ, mean over the batch of kl_ch<j>); ``kl_warmup_steps``: the KL is weighted by
+min(1, step / kl_warmup_steps).
+
+Hooks for callbacks: ``n_categories = 256``, :meth:`posterior_mean`, :meth:`decode_to_pixels`
+(one draw of x ~ P(x|z): the decoder has no closed-form mean), ``sample(n, generator=None,
+cached=True)``, ``receptive_radius``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ar_models.base import DensityModel, ModelConfigError, check_categorical
+from ar_models.incremental import MaskedConvCache
+from ar_models.masked_conv import MaskedConv2d, raster_mask
+from vae_models import dmol
+from vae_models.conv_vae import LATENT_LOGVAR_RANGE, decoder, encoder
+from vae_models.flow_prior import AutoregressiveFlowPrior
+from vae_models.gaussians import (
+    gaussian_log_prob_per_dim,
+    kl_std_normal_per_dim,
+    reparameterize,
+    soft_clamp,
+)
+from vae_models.iwae import iwae_bound
+
+PRIORS = ("normal", "flow")
+IMAGE_SHAPE = (3, 32, 32)
+N_LEVELS = 256
+#: Initial log-scales of the decoder's components, spread evenly from the first to the second.
+LOG_SCALE_INIT = (-6.0, -1.0)
+
+
+def receptive_field(first_kernel: int, kernel: int, n_layers: int) -> Tensor:
+    """The input offsets the output at a pixel reads: ``BoolTensor[R + 1, 2R + 1]``, entry
+    [R + dr, R + dc] for the offset (dr, dc), dr ∈ −R..0, dc ∈ −R..R.
+
+    The Minkowski sum of the taps of a type-A k0×k0 mask and ``n_layers`` type-B k×k masks
+    (a tap (i, j) of a k×k mask reads the offset (i − k//2, j − k//2)); 1×1 convs and pointwise
+    operations add nothing."""
+    offsets = {(0, 0)}
+    for size, kind in [(first_kernel, "A")] + [(kernel, "B")] * n_layers:
+        half = size // 2
+        taps = [(i - half, j - half) for i, j in raster_mask(size, kind).nonzero().tolist()]
+        offsets = {(r + i, c + j) for r, c in offsets for i, j in taps}
+    radius = first_kernel // 2 + n_layers * (kernel // 2)
+    field = torch.zeros(radius + 1, 2 * radius + 1, dtype=torch.bool)
+    for dr, dc in offsets:
+        field[radius + dr, radius + dc] = True
+    return field
+
+
+def with_ones(v: Tensor) -> Tensor:
+    """``[B, 3, H, W]`` values → ``[B, 4, H, W]`` with a constant-1 channel appended."""
+    return torch.cat([v, torch.ones_like(v[:, :1])], dim=1)
+
+
+class ConditionalPixelCNN(nn.Module):
+    """The pixel decoder: ``forward(v, c) -> params [B, 10·M, H, W]`` (module docstring).
+
+    Args:
+        cond_channels: channels of the conditioning features c.
+        n_filters: F, channels of the hidden stream.
+        n_layers: L, gated type-B layers.
+        first_kernel: k0 of the type-A conv (odd, >= 3).
+        kernel: k of the type-B convs (odd, >= 1).
+        n_mixtures: M, logistic components.
+    """
+
+    def __init__(
+        self,
+        cond_channels: int,
+        n_filters: int,
+        n_layers: int,
+        first_kernel: int,
+        kernel: int,
+        n_mixtures: int,
+    ) -> None:
+        super().__init__()
+        self.receptive_radius = first_kernel // 2 + n_layers * (kernel // 2)
+        # the pixels' values and a constant 1 (zero in the padding: the image's edges are visible)
+        self.input_conv = MaskedConv2d(IMAGE_SHAPE[0] + 1, n_filters, first_kernel, "A")
+        self.input_cond = nn.Conv2d(cond_channels, n_filters, 1)
+        self.convs = nn.ModuleList(
+            MaskedConv2d(n_filters, 2 * n_filters, kernel, "B") for _ in range(n_layers)
+        )
+        self.conds = nn.ModuleList(
+            nn.Conv2d(cond_channels, 2 * n_filters, 1) for _ in range(n_layers)
+        )
+        self.hidden = nn.Conv2d(n_filters, n_filters, 1)
+        self.hidden_cond = nn.Conv2d(cond_channels, n_filters, 1)
+        self.out = nn.Conv2d(n_filters, dmol.n_params(n_mixtures), 1)
+        # My choice: the components start with different widths, log s from LOG_SCALE_INIT[0]
+        # (a few grey levels) to LOG_SCALE_INIT[1] (a broad one), so that some specialise in
+        # exact values and others in the rest from the first step.
+        with torch.no_grad():
+            m = n_mixtures
+            self.out.bias[4 * m : 7 * m] = torch.linspace(*LOG_SCALE_INIT, m).repeat(3)
+
+    def forward(self, v: Tensor, c: Tensor) -> Tensor:
+        """DMOL parameters ``[B, 10·M, H, W]`` from pixel values ``v`` ``[B, 3, H, W]`` on the
+        [−1, 1] scale and conditioning features ``c`` ``[B, cond_channels, H, W]``."""
+        h = self.input_conv(with_ones(v)) + self.input_cond(c)
+        for conv, cond in zip(self.convs, self.conds, strict=True):
+            a, g = (conv(F.elu(h)) + cond(c)).chunk(2, dim=1)
+            h = h + a * torch.sigmoid(g)
+        h = self.hidden(F.elu(h)) + self.hidden_cond(c)
+        return self.out(F.elu(h))
+
+    def forward_at(self, v: Tensor, c: Tensor, row: int, col: int) -> Tensor:
+        """The parameters ``[B, 10·M]`` at (row, col) from the crop rows row−R..row, columns
+        col−R..col+R of ``v`` and ``c``: exact, as the output there reads only that box and every
+        intermediate value it needs lies in the same box (the zero padding at the crop's edges
+        only changes values it never reads)."""
+        radius = self.receptive_radius
+        r0, c0 = max(0, row - radius), max(0, col - radius)
+        c1 = min(v.shape[-1], col + radius + 1)
+        out = self(v[:, :, r0 : row + 1, c0:c1], c[:, :, r0 : row + 1, c0:c1])
+        return out[:, :, row - r0, col - c0]
+
+
+class CachedPixelCNN:
+    """Incremental evaluation of a :class:`ConditionalPixelCNN` one pixel at a time (Ramachandran
+    et al. 2017) for ``n`` images with conditioning features ``c`` ``[n, C, H, W]``.
+
+    Once the pixels before (r, c) are drawn, every activation at (r, c) is final: each masked
+    conv keeps a cache of its input, its output at (r, c) is its kernel on the cached window, and
+    the 1×1 convs and nonlinearities act on the pixel's own vectors. The conditioning terms
+    W_l c are computed for the whole image up front. Per pixel, in raster order:
+    ``params = net.step(r, c)``, draw the pixel, then ``net.write_input(r, c, v_pixel)``.
+    """
+
+    def __init__(self, net: ConditionalPixelCNN, c: Tensor) -> None:
+        n, _, height, width = c.shape
+        self.net = net
+
+        def position_major(t: Tensor) -> Tensor:  # [n, C, H, W] -> [H, W, n, C]
+            return t.permute(2, 3, 0, 1).contiguous()
+
+        self.input_cond = position_major(net.input_cond(c))
+        self.conds = [position_major(cond(c)) for cond in net.conds]
+        self.hidden_cond = position_major(net.hidden_cond(c))
+        self.input_cache = MaskedConvCache(net.input_conv, n, height, width)
+        self.caches = [MaskedConvCache(conv, n, height, width) for conv in net.convs]
+
+    def write_input(self, row: int, col: int, v: Tensor) -> None:
+        """Record the drawn pixel's values ``[n, 3]`` on the [−1, 1] scale."""
+        self.input_cache.write(row, col, torch.cat([v, torch.ones_like(v[:, :1])], dim=1))
+
+    def step(self, row: int, col: int) -> Tensor:
+        """The DMOL parameters ``[n, 10·M]`` at (row, col); the pixels before it must be written."""
+        net = self.net
+        h = self.input_cache.output(row, col) + self.input_cond[row, col]
+        for cache, cond in zip(self.caches, self.conds, strict=True):
+            cache.write(row, col, F.elu(h))
+            a, g = (cache.output(row, col) + cond[row, col]).chunk(2, dim=-1)
+            h = h + a * torch.sigmoid(g)
+        h = F.linear(F.elu(h), net.hidden.weight[:, :, 0, 0], net.hidden.bias)
+        h = h + self.hidden_cond[row, col]
+        return F.linear(F.elu(h), net.out.weight[:, :, 0, 0], net.out.bias)
+
+
+class PixelVAE(DensityModel):
+    """VAE with a limited-receptive-field conditional PixelCNN decoder and a discretised mixture
+    of logistics, for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative ELBO in
+    nats (module docstring), comparable with :class:`ConvVAE`'s.
+
+    Args:
+        prior: ``"normal"`` (N(0, I)) or ``"flow"`` (autoregressive flow, VLAE).
+        latent_channels: C_z, channels of the 8×8 latent.
+        width: channels of the encoder's and conditioning network's widest layers (divisible by 4).
+        n_res_blocks: gated residual blocks per stack of encoder and conditioning network.
+        cond_channels: channels of the conditioning features c(z) (default ``pixel_filters``).
+        pixel_filters: F, hidden channels of the PixelCNN decoder.
+        pixel_layers: L, gated type-B masked layers of the decoder.
+        first_kernel: k0, size of the decoder's type-A conv (odd, >= 3).
+        kernel: k, size of the type-B convs (odd, >= 1).
+        n_mixtures: M, logistic components per pixel.
+        flow_filters, flow_blocks: the flow prior's PixelCNN (see :class:`ConvVAE`).
+        free_bits: λ >= 0, nats per latent channel below which the KL is not penalised in
+            training (0: off).
+        kl_warmup_steps: training steps of the linear KL warm-up (0: off).
+        lr: Adam learning rate.
+    """
+
+    n_categories = N_LEVELS
+    decoded_label = "one draw x ~ P(x|z)"  # what decode_to_pixels gives (Interpolations' title)
+
+    def __init__(
+        self,
+        prior: str = "normal",
+        latent_channels: int = 16,
+        width: int = 128,
+        n_res_blocks: int = 5,
+        cond_channels: int | None = None,
+        pixel_filters: int = 64,
+        pixel_layers: int = 2,
+        first_kernel: int = 5,
+        kernel: int = 3,
+        n_mixtures: int = 5,
+        flow_filters: int = 64,
+        flow_blocks: int = 3,
+        free_bits: float = 0.0,
+        kl_warmup_steps: int = 0,
+        lr: float = 1e-3,
+    ) -> None:
+        if prior not in PRIORS:
+            raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
+        cond_channels = pixel_filters if cond_channels is None else cond_channels
+        for name, value in [
+            ("latent_channels", latent_channels),
+            ("width", width),
+            ("cond_channels", cond_channels),
+            ("pixel_filters", pixel_filters),
+            ("n_mixtures", n_mixtures),
+            ("flow_filters", flow_filters),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+        if width % 4:
+            raise ModelConfigError(f"width must be divisible by 4, got {width}")
+        for name, value in [
+            ("n_res_blocks", n_res_blocks),
+            ("pixel_layers", pixel_layers),
+            ("flow_blocks", flow_blocks),
+            ("kl_warmup_steps", kl_warmup_steps),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ModelConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        if not (isinstance(first_kernel, int) and first_kernel >= 3 and first_kernel % 2):
+            raise ModelConfigError(f"first_kernel must be an odd integer >= 3, got {first_kernel}")
+        if not (isinstance(kernel, int) and kernel >= 1 and kernel % 2):
+            raise ModelConfigError(f"kernel must be an odd integer >= 1, got {kernel}")
+        if not (free_bits >= 0 and math.isfinite(free_bits)):
+            raise ModelConfigError(f"free_bits must be a finite number >= 0, got {free_bits}")
+        self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
+        super().__init__(lr=lr)
+        self.save_hyperparameters()
+        self.free_bits = float(free_bits)
+        self.kl_warmup_steps = kl_warmup_steps
+        self.latent_shape = (latent_channels, IMAGE_SHAPE[1] // 4, IMAGE_SHAPE[2] // 4)
+        self.encoder = encoder(width, latent_channels, n_res_blocks)
+        self.cond_net = decoder(width, latent_channels, n_res_blocks)
+        self.cond_net[-1] = nn.Conv2d(width // 4, cond_channels, 3, padding=1)
+        self.pixelcnn = ConditionalPixelCNN(
+            cond_channels, pixel_filters, pixel_layers, first_kernel, kernel, n_mixtures
+        )
+        self.flow = (
+            AutoregressiveFlowPrior(
+                latent_channels, *self.latent_shape[1:], flow_filters, flow_blocks
+            )
+            if prior == "flow"
+            else None
+        )
+        self._last_terms: dict[str, Tensor] | None = None
+
+    @property
+    def n_dims(self) -> int:
+        return math.prod(IMAGE_SHAPE)
+
+    @property
+    def receptive_radius(self) -> int:
+        """R: the decoder's output at (r, c) reads input rows r−R..r, columns c−R..c+R only."""
+        return self.pixelcnn.receptive_radius
+
+    def receptive_field(self) -> Tensor:
+        """The input offsets the decoder reads, ``BoolTensor[R + 1, 2R + 1]``
+        (:func:`receptive_field`)."""
+        h = self.hparams
+        return receptive_field(h.first_kernel, h.kernel, h.pixel_layers)
+
+    # ------------------------------------------------------------------ the networks
+    def scale(self, x: Tensor) -> Tensor:
+        """Bin centres v = 2x/255 − 1 of 8-bit images, in the parameters' dtype."""
+        return dmol.scale_values(x, self.dtype)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z|x) = N(μ, diag exp(logvar)) for 8-bit images: ``(μ, logvar)``, ``[B, C_z, 8, 8]``."""
+        mu, logvar = self.encoder(self.scale(x)).chunk(2, dim=1)
+        return mu, soft_clamp(logvar, *LATENT_LOGVAR_RANGE)
+
+    def conditioning(self, z: Tensor) -> Tensor:
+        """c(z): ``[B, cond_channels, 32, 32]``, the features of z the pixel decoder reads."""
+        return self.cond_net(z)
+
+    def decoder_params(self, x: Tensor, z: Tensor) -> Tensor:
+        """DMOL parameters ``[B, 10·M, 32, 32]`` of P(x_i | x_{N(i)}, z) for every pixel i."""
+        return self.pixelcnn(self.scale(x), self.conditioning(z))
+
+    def log_px_given_z(self, x: Tensor, z: Tensor) -> Tensor:
+        """log P(x | z) per image, ``[B]`` nats."""
+        return dmol.log_prob(x, self.decoder_params(x, z)).flatten(1).sum(-1)
+
+    def posterior_mean(self, x: Tensor) -> Tensor:
+        """The mean of q(z|x) for 8-bit images ``x``."""
+        return self.encode(x)[0]
+
+    def prior_log_prob_elements(self, z: Tensor) -> Tensor:
+        """log p(z) per latent element, ``[B, C_z, 8, 8]`` nats."""
+        if self.flow is not None:
+            return self.flow.log_prob_elements(z)
+        return -0.5 * (math.log(2.0 * math.pi) + z**2)
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """z ~ p(z), ``[n, C_z, 8, 8]``."""
+        eps = torch.randn(
+            n, *self.latent_shape, generator=generator, device=self.device, dtype=self.dtype
+        )
+        return eps if self.flow is None else self.flow.inverse(eps)
+
+    # ------------------------------------------------------------------ bound (nats)
+    def _check_x(self, x: Tensor) -> None:
+        check_categorical(x, N_LEVELS, IMAGE_SHAPE, "PixelVAE")
+
+    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl``; ``kl_ch<j>`` sum to ``kl``."""
+        self._check_x(x)
+        mu_z, logvar_z = self.encode(x)
+        z = reparameterize(mu_z, logvar_z)
+        recon = -self.log_px_given_z(x, z)
+        if self.flow is None:
+            kl_elements = kl_std_normal_per_dim(mu_z, logvar_z)
+        else:
+            log_q = gaussian_log_prob_per_dim(z, mu_z, logvar_z)
+            kl_elements = log_q - self.flow.log_prob_elements(z)
+        kl_channels = kl_elements.flatten(2).sum(-1)  # [B, C_z]
+        kl = kl_channels.sum(-1)
+        terms = {"nll": recon + kl, "kl": kl, "recon": recon}
+        terms.update({f"kl_ch{j}": kl_channels[:, j] for j in range(kl_channels.shape[1])})
+        if self.training:
+            self._last_terms = terms
+        return terms
+
+    def nll(self, x: Tensor) -> Tensor:
+        """The negative ELBO per example in nats (an upper bound on −log P(x) for the 8-bit x),
+        one-sample estimate as in :meth:`loss_terms`."""
+        return self.loss_terms(x)["nll"]
+
+    def log_weights(self, x: Tensor, k: int) -> Tensor:
+        """log w_i = log P(x|z_i) + log p(z_i) − log q(z_i|x), z_i ~ q(z|x): ``[k, B]`` nats."""
+        self._check_x(x)
+        mu_z, logvar_z = self.encode(x)
+        rows = []
+        for _ in range(k):
+            z = reparameterize(mu_z, logvar_z)
+            log_q = gaussian_log_prob_per_dim(z, mu_z, logvar_z).flatten(1).sum(-1)
+            log_p = self.prior_log_prob_elements(z).flatten(1).sum(-1)
+            rows.append(self.log_px_given_z(x, z) + log_p - log_q)
+        return torch.stack(rows)
+
+    def iwae(self, x: Tensor, k: int) -> Tensor:
+        """IWAE_k(x) ≤ log P(x) per example, ``[B]`` nats (−iwae is comparable with ``nll``)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        return iwae_bound(self.log_weights(x, k))
+
+    # ------------------------------------------------------------------ training objective
+    def kl_weight(self) -> float:
+        """The KL's weight in the training objective: min(1, step / kl_warmup_steps)."""
+        if self.kl_warmup_steps <= 0:
+            return 1.0
+        return min(1.0, self.global_step / self.kl_warmup_steps)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """The base's step (logs the true −ELBO and its terms) plus, with ``free_bits`` or
+        ``kl_warmup_steps``, the change from −ELBO to the training objective (module docstring)."""
+        self._last_terms = None
+        loss = super().training_step(batch, batch_idx)
+        terms = self._last_terms
+        if terms is None or (self.free_bits == 0 and self.kl_warmup_steps == 0):
+            return loss
+        kl_channels = torch.stack(
+            [terms[f"kl_ch{j}"] for j in range(self.latent_shape[0])], dim=1
+        ).mean(0)
+        if self.free_bits > 0:
+            kl_channels = kl_channels.clamp(min=self.free_bits)
+        kl_objective = kl_channels.sum() * self.kl_weight()
+        return loss + (kl_objective - terms["kl"].mean()) / self.n_dims
+
+    # ------------------------------------------------------------------ sampling
+    def _draw(
+        self, z: Tensor, generator: torch.Generator | None, cached: bool, dtype: torch.dtype
+    ) -> Tensor:
+        n = z.shape[0]
+        c, h, w = IMAGE_SHAPE
+        cond = self.conditioning(z)
+        x = torch.zeros(n, c, h, w, dtype=torch.long, device=z.device)
+        v = torch.zeros(n, c, h, w, dtype=dtype, device=z.device)  # unread until drawn (masked)
+        stepper = CachedPixelCNN(self.pixelcnn, cond) if cached else None
+        for row in range(h):
+            for col in range(w):
+                if stepper is not None:
+                    params = stepper.step(row, col)
+                else:
+                    params = self.pixelcnn.forward_at(v, cond, row, col)
+                pixel = dmol.sample(params[:, :, None, None], generator)[:, :, 0, 0]
+                x[:, :, row, col] = pixel
+                v[:, :, row, col] = dmol.scale_values(pixel, dtype)
+                if stepper is not None:
+                    stepper.write_input(row, col, v[:, :, row, col])
+        return x
+
+    @torch.no_grad()
+    def decode_to_pixels(
+        self, z: Tensor, generator: torch.Generator | None = None, cached: bool = True
+    ) -> Tensor:
+        """One draw x ~ P(x | z) per latent, ``LongTensor[B, 3, 32, 32]`` (raster order; the
+        autoregressive decoder has no closed-form mean)."""
+        return self._draw(z, generator, cached, self.dtype)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, cached: bool = True
+    ) -> Tensor:
+        """``n`` images ``LongTensor[n, 3, 32, 32]``: z ~ p(z), then x ~ P(x | z) pixel by pixel
+        (cached by default, ``cached=False`` the naive reference; module docstring). With a
+        ``generator`` (on the model's device) the draw is reproducible, and both ways give the
+        same images from the same generator state."""
+        return self._draw(self.sample_prior(n, generator), generator, cached, self.dtype)
