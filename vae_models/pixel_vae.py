@@ -89,7 +89,14 @@ from ar_models.base import DensityModel, ModelConfigError, check_categorical
 from ar_models.incremental import MaskedConvCache
 from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
-from vae_models.conv_vae import LATENT_LOGVAR_RANGE, decoder, encoder
+from vae_models.conv_vae import (  # the same data, latent and priors as the HW3 §2 VAE
+    IMAGE_SHAPE,
+    LATENT_LOGVAR_RANGE,
+    N_LEVELS,
+    PRIORS,
+    decoder,
+    encoder,
+)
 from vae_models.flow_prior import AutoregressiveFlowPrior
 from vae_models.gaussians import (
     gaussian_log_prob_per_dim,
@@ -99,9 +106,6 @@ from vae_models.gaussians import (
 )
 from vae_models.iwae import iwae_bound
 
-PRIORS = ("normal", "flow")
-IMAGE_SHAPE = (3, 32, 32)
-N_LEVELS = 256
 #: Initial log-scales of the decoder's components, spread evenly from the first to the second.
 LOG_SCALE_INIT = (-6.0, -1.0)
 
