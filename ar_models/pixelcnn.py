@@ -182,6 +182,29 @@ class PixelCNNBase(DensityModel):
         self.image_shape = tuple(int(s) for s in image_shape)
         self.n_categories = n_categories
 
+    def spatial_net(
+        self,
+        out_channels: int,
+        n_filters: int,
+        n_blocks: int,
+        bottleneck: int | None,
+        first_kernel: int,
+        block_kernel: int,
+        layer_norm: bool,
+    ) -> SpatialNet:
+        """The :class:`SpatialNet` reading the one-hot codes (C·K channels); the bottleneck
+        defaults to ``n_filters // 2``."""
+        return SpatialNet(
+            self.image_shape[0] * self.n_categories,
+            out_channels,
+            n_filters,
+            n_blocks,
+            bottleneck or max(n_filters // 2, 1),
+            first_kernel,
+            block_kernel,
+            layer_norm,
+        )
+
     # ------------------------------------------------------------------ contract
     @property
     def n_dims(self) -> int:
@@ -228,7 +251,8 @@ class PixelCNNBase(DensityModel):
     def conditional_logits(self, x: Tensor, x_in: Tensor | None = None) -> Tensor:
         """Logits ``[B, C, H, W, K]`` of every conditional p(x_{c,i} | ...) over the values of x;
         the spatial network reads ``x_in`` (default ``embed(x)``)."""
-        logits = self.code_logits(self.to_codes(x), self.embed(x) if x_in is None else x_in)
+        t = self.to_codes(x)
+        logits = self.code_logits(t, self.one_hot(t) if x_in is None else x_in)
         if not self.relative_to_first:
             return logits
         # p(x_i = k) = p_t(t_i = (k - x_0) mod K) for every pixel i after the first
@@ -333,13 +357,11 @@ class PixelCNN(PixelCNNBase):
     ) -> None:
         super().__init__(image_shape, n_categories, lr, relative_to_first)
         self.save_hyperparameters()
-        channels = self.image_shape[0]
-        self.net = SpatialNet(
-            channels * n_categories,
-            channels * n_categories,
+        self.net = self.spatial_net(
+            self.image_shape[0] * n_categories,
             n_filters,
             n_blocks,
-            bottleneck or max(n_filters // 2, 1),
+            bottleneck,
             first_kernel,
             block_kernel,
             layer_norm,
@@ -396,18 +418,11 @@ class PixelCNNMADE(PixelCNNBase):
     ) -> None:
         super().__init__(image_shape, n_categories, lr, relative_to_first)
         self.save_hyperparameters()
-        channels = self.image_shape[0]
         feature_dim = feature_dim or n_filters
-        self.net = SpatialNet(
-            channels * n_categories,
-            feature_dim,
-            n_filters,
-            n_blocks,
-            bottleneck or max(n_filters // 2, 1),
-            first_kernel,
-            block_kernel,
-            layer_norm,
+        self.net = self.spatial_net(
+            feature_dim, n_filters, n_blocks, bottleneck, first_kernel, block_kernel, layer_norm
         )
+        channels = self.image_shape[0]
         self.made = MADENet(channels, n_categories, list(made_hidden_sizes), aux_dim=feature_dim)
 
     def _per_pixel(self, x: Tensor, x_in: Tensor) -> tuple[Tensor, Tensor]:
