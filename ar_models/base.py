@@ -36,6 +36,14 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def check_positive_ints(**values: object) -> None:
+    """Raise :class:`ModelConfigError` naming the first argument that is not an int >= 1 (a bool
+    is not an int here)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
 def check_categorical(x: Tensor, n_categories: int, event_shape: tuple[int, ...], who: str) -> None:
     """Raise a ValueError naming ``who`` unless ``x`` is an integer ``Tensor[B, *event_shape]``
     with values in ``0..n_categories-1``."""

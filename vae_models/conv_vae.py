@@ -49,7 +49,12 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError, check_categorical
+from ar_models.base import (
+    DensityModel,
+    ModelConfigError,
+    check_categorical,
+    check_positive_ints,
+)
 from vae_models.flow_prior import AutoregressiveFlowPrior
 from vae_models.gaussians import (
     gaussian_log_prob_per_dim,
@@ -142,13 +147,7 @@ class ConvVAE(DensityModel):
     ) -> None:
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
-        for name, value in [
-            ("latent_channels", latent_channels),
-            ("width", width),
-            ("flow_filters", flow_filters),
-        ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(latent_channels=latent_channels, width=width, flow_filters=flow_filters)
         if width % 4:
             raise ModelConfigError(f"width must be divisible by 4, got {width}")
         if n_res_blocks < 0 or flow_blocks < 0:

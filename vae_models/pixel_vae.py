@@ -85,7 +85,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError, check_categorical
+from ar_models.base import (
+    DensityModel,
+    ModelConfigError,
+    check_categorical,
+    check_positive_ints,
+)
 from ar_models.incremental import MaskedConvCache
 from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
@@ -286,16 +291,14 @@ class PixelVAE(DensityModel):
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
         cond_channels = pixel_filters if cond_channels is None else cond_channels
-        for name, value in [
-            ("latent_channels", latent_channels),
-            ("width", width),
-            ("cond_channels", cond_channels),
-            ("pixel_filters", pixel_filters),
-            ("n_mixtures", n_mixtures),
-            ("flow_filters", flow_filters),
-        ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(
+            latent_channels=latent_channels,
+            width=width,
+            cond_channels=cond_channels,
+            pixel_filters=pixel_filters,
+            n_mixtures=n_mixtures,
+            flow_filters=flow_filters,
+        )
         if width % 4:
             raise ModelConfigError(f"width must be divisible by 4, got {width}")
         for name, value in [

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError, unpack_batch
+from ar_models.base import DensityModel, ModelConfigError, check_positive_ints, unpack_batch
 from vae_models.gaussians import (
     gaussian_log_prob,
     kl_std_normal_per_dim,
@@ -93,16 +93,14 @@ class VAE2D(DensityModel):
             raise ModelConfigError(
                 f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
             )
-        for name, value in [
-            ("latent_dim", latent_dim),
-            ("data_dim", data_dim),
-            ("hidden", hidden),
-            ("eval_samples", eval_samples),
-            ("iwae_k", iwae_k),
-            ("iwae_points", iwae_points),
-        ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(
+            latent_dim=latent_dim,
+            data_dim=data_dim,
+            hidden=hidden,
+            eval_samples=eval_samples,
+            iwae_k=iwae_k,
+            iwae_points=iwae_points,
+        )
         if n_hidden_layers < 0:
             raise ModelConfigError(f"n_hidden_layers must be >= 0, got {n_hidden_layers}")
         if not 0.0 < lr_final_factor <= 1.0:
