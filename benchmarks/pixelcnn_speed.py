@@ -1,12 +1,16 @@
 """PixelCNN speed, measured side by side in one run: training throughput and sampling time.
 
     python benchmarks/pixelcnn_speed.py [--device cpu|cuda] [--rounds 5] [--n-samples 100]
-                                        [--glibc-malloc-defaults]
+                                        [--glibc-malloc-defaults] [--block-kernel 3]
+                                        [--skip-sampling]
 
 (a) Training steps (forward, backward, Adam) on batches of 128 coloured-MNIST-shaped images,
     images/s: ``ar_models.PixelCNN`` against the textbook masked-weight form of
     ``benchmarks/reference_pixelcnn.py`` with the same parameters (checked to give the same NLL).
     The two alternate step by step, so that machine noise hits both alike; medians are reported.
+    Next to each form: its multiply-adds per pixel (forward), and the speed-up that the taps
+    alone allow (textbook multiply-adds / ours). ``--block-kernel 7`` trains a network whose
+    residual blocks use 7×7 instead of 3×3 convs: there the masks zero about half the work.
 (b) Time to draw ``n`` samples: the cached sampler against the naive loop, for ``PixelCNN`` and
     ``PixelCNNMADE`` at the handout's size. The naive loop is timed on every ``--stride``-th pixel
     position (all rows, evenly spread) and scaled to all H·W positions; the cached sampler runs
@@ -33,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_pixelcnn import TextbookPixelCNN  # noqa: E402
 
 from ar_models.allocator import keep_freed_memory  # noqa: E402
+from ar_models.masked_conv import MaskedConv2d  # noqa: E402
 from ar_models.pixelcnn import PixelCNN, PixelCNNMADE  # noqa: E402
 
 SHAPE = (3, 28, 28)
@@ -43,14 +48,39 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def train_throughput(device: str, rounds: int, batch: int) -> tuple[dict[str, float], float]:
-    """Median images/s per form, and the max |ΔNLL| between ours and the textbook form."""
+def multiply_adds_per_pixel(model: torch.nn.Module, taps: str) -> int:
+    """Forward multiply-adds per output pixel of every conv in ``model``.
+
+    ``taps``: ``"computed"`` counts the kernel each form convolves with (the textbook's full k×k,
+    our k//2 + 1 upper rows); ``"exact"`` counts only the taps the masks keep."""
+    total = 0
+    for conv in model.modules():
+        if not isinstance(conv, torch.nn.Conv2d):
+            continue
+        k_h, k_w = conv.kernel_size
+        if taps == "exact":
+            n_taps = int(conv.mask[0, 0].count_nonzero())
+        elif isinstance(conv, MaskedConv2d) and k_h > 1:
+            n_taps = (k_h // 2 + 1) * k_w
+        else:
+            n_taps = k_h * k_w
+        total += conv.in_channels * conv.out_channels * n_taps
+    return total
+
+
+def train_throughput(
+    device: str, rounds: int, batch: int, block_kernel: int = 3
+) -> tuple[dict[str, float], float, dict[str, int]]:
+    """Median images/s per form, the max |ΔNLL| between ours and the textbook form, and the
+    forward multiply-adds per pixel of each form (plus ``"exact taps"``)."""
     torch.manual_seed(0)
-    ours = PixelCNN(image_shape=SHAPE).to(device)
+    ours = PixelCNN(image_shape=SHAPE, block_kernel=block_kernel).to(device)
     state = {k: v for k, v in ours.state_dict().items() if k.startswith("net.")}
     forms = {"ours": ours}
     for name, channels_last in (("textbook", False), ("textbook, channels-last", True)):
-        forms[name] = TextbookPixelCNN(SHAPE, channels_last=channels_last).to(device)
+        forms[name] = TextbookPixelCNN(
+            SHAPE, block_kernel=block_kernel, channels_last=channels_last
+        ).to(device)
         forms[name].load_state_dict(state)
     x = torch.randint(0, 4, (batch, *SHAPE), device=device)
     with torch.no_grad():
@@ -68,7 +98,9 @@ def train_throughput(device: str, rounds: int, batch: int) -> tuple[dict[str, fl
             sync(device)
             if step > 0:  # the first round warms up
                 times[name].append(time.perf_counter() - start)
-    return {name: batch / statistics.median(t) for name, t in times.items()}, gap
+    macs = {name: multiply_adds_per_pixel(model.net, "computed") for name, model in forms.items()}
+    macs["exact taps"] = multiply_adds_per_pixel(ours.net, "exact")
+    return {name: batch / statistics.median(t) for name, t in times.items()}, gap, macs
 
 
 def time_call(fn, device: str) -> float:
@@ -121,6 +153,10 @@ def main() -> None:
         action="store_true",
         help="leave glibc's malloc thresholds alone (train.py raises them)",
     )
+    parser.add_argument(
+        "--block-kernel", type=int, default=3, help="training: kernel of the blocks' middle conv"
+    )
+    parser.add_argument("--skip-sampling", action="store_true", help="only the training table")
     args = parser.parse_args()
 
     kept = False if args.glibc_malloc_defaults else keep_freed_memory()
@@ -128,12 +164,26 @@ def main() -> None:
         f"device: {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"freed memory kept for reuse: {'yes' if kept else 'no (glibc defaults)'}"
     )
-    speed, gap = train_throughput(args.device, args.rounds, args.batch)
+    speed, gap, macs = train_throughput(args.device, args.rounds, args.batch, args.block_kernel)
+    k = args.block_kernel
     print(f"\n(a) training steps, batch {args.batch} (max |NLL difference| {gap:.2e} nats)")
-    print("| form (PixelCNN 128 filters × 12 blocks) | images/s | ours / this |")
-    print("|---|---|---|")
+    print(
+        f"| form (PixelCNN 128 filters × 12 blocks, {k}×{k} in the blocks) | images/s "
+        "| ours / this | multiply-adds per pixel | bound from taps: this / ours |"
+    )
+    print("|---|---|---|---|---|")
     for name, rate in speed.items():
-        print(f"| {name} | {rate:.1f} | {speed['ours'] / rate:.2f}× |")
+        print(
+            f"| {name} | {rate:.1f} | {speed['ours'] / rate:.2f}× | {macs[name] / 1e3:.0f}k "
+            f"| {macs[name] / macs['ours']:.2f}× |"
+        )
+    exact = macs["exact taps"]
+    print(
+        f"| (only the taps the masks keep) | | | {exact / 1e3:.0f}k "
+        f"| at most {macs['textbook'] / exact:.2f}× over the textbook |"
+    )
+    if args.skip_sampling:
+        return
 
     print(f"\n(b) drawing {args.n_samples} samples of 3×28×28 (seconds)")
     print("| model | cached | naive (est.) | naive / cached | textbook naive (est.) | ratio |")

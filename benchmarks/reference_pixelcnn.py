@@ -78,13 +78,14 @@ class TextbookPixelCNN(nn.Module):
         n_categories: int = 4,
         n_filters: int = 128,
         n_blocks: int = 12,
+        block_kernel: int = 3,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.image_shape, self.k, self.channels_last = image_shape, n_categories, channels_last
         c = image_shape[0]
         self.net = TextbookSpatialNet(
-            c * n_categories, c * n_categories, n_filters, n_blocks, n_filters // 2
+            c * n_categories, c * n_categories, n_filters, n_blocks, n_filters // 2, block_kernel
         )
 
     def logits(self, x: Tensor) -> Tensor:
