@@ -28,6 +28,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -48,7 +49,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def multiply_adds_per_pixel(model: torch.nn.Module, taps: str) -> int:
+def multiply_adds_per_pixel(model: torch.nn.Module, taps: Literal["computed", "exact"]) -> int:
     """Forward multiply-adds per output pixel of every conv in ``model``.
 
     ``taps``: ``"computed"`` counts the kernel each form convolves with (the textbook's full k×k,
