@@ -72,6 +72,41 @@ PIXEL_LOGVAR_RANGE = (-14.0, 4.0)
 DECODER_INIT = (0.5, -4.0)
 
 
+def flow_prior_or_none(
+    prior: str, latent_shape: tuple[int, int, int], flow_filters: int, flow_blocks: int
+) -> AutoregressiveFlowPrior | None:
+    """The autoregressive-flow prior over ``latent_shape`` for ``prior == "flow"``; None for
+    p(z) = N(0, I)."""
+    if prior != "flow":
+        return None
+    return AutoregressiveFlowPrior(latent_shape[0], *latent_shape[1:], flow_filters, flow_blocks)
+
+
+def prior_log_prob_elements(z: Tensor, flow: AutoregressiveFlowPrior | None) -> Tensor:
+    """log p(z) per latent element (they sum to log p(z)), nats: N(0, 1) per element, or the
+    flow's conditionals."""
+    if flow is not None:
+        return flow.log_prob_elements(z)
+    return -0.5 * (math.log(2.0 * math.pi) + z**2)
+
+
+def elbo_terms(
+    recon: Tensor, z: Tensor, mu_z: Tensor, logvar_z: Tensor, flow: AutoregressiveFlowPrior | None
+) -> dict[str, Tensor]:
+    """Per-example nats of the bound: ``nll`` = −ELBO = ``recon`` + ``kl``, and ``kl_ch<j>``
+    (summing to ``kl``). KL(q(z|x) ‖ N(0, I)) is analytic; against the flow it is the
+    one-sample estimate log q(z|x) − log p(z) at the reparameterised ``z``."""
+    if flow is None:
+        kl_elements = kl_std_normal_per_dim(mu_z, logvar_z)
+    else:
+        kl_elements = gaussian_log_prob_per_dim(z, mu_z, logvar_z) - flow.log_prob_elements(z)
+    kl_channels = kl_elements.flatten(2).sum(-1)  # [B, C_z]
+    kl = kl_channels.sum(-1)
+    terms = {"nll": recon + kl, "kl": kl, "recon": recon}
+    terms.update({f"kl_ch{j}": kl_channels[:, j] for j in range(kl_channels.shape[1])})
+    return terms
+
+
 class GatedResidualBlock(nn.Module):
     """h + a ⊙ σ(b), with [a, b] = conv 3×3 (C→2C) of ReLU(h) split along channels (a gated
     linear unit, Dauphin et al. 2016, on the residual branch)."""
@@ -165,13 +200,7 @@ class ConvVAE(DensityModel):
         with torch.no_grad():
             out_bias[: IMAGE_SHAPE[0]].fill_(DECODER_INIT[0])
             out_bias[IMAGE_SHAPE[0] :].fill_(DECODER_INIT[1])
-        self.flow = (
-            AutoregressiveFlowPrior(
-                latent_channels, *self.latent_shape[1:], flow_filters, flow_blocks
-            )
-            if prior == "flow"
-            else None
-        )
+        self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
 
     @property
     def n_dims(self) -> int:
@@ -210,9 +239,7 @@ class ConvVAE(DensityModel):
 
     def prior_log_prob_elements(self, z: Tensor) -> Tensor:
         """log p(z) per latent element (they sum to log p(z)), ``[B, C_z, 8, 8]`` nats."""
-        if self.flow is not None:
-            return self.flow.log_prob_elements(z)
-        return -0.5 * (math.log(2.0 * math.pi) + z**2)
+        return prior_log_prob_elements(z, self.flow)
 
     def sample_prior(self, n: int) -> Tensor:
         """z ~ p(z), ``[n, C_z, 8, 8]``."""
@@ -234,16 +261,7 @@ class ConvVAE(DensityModel):
         mu_y, logvar_y = self.decode(z)
         log_py = gaussian_log_prob_per_dim(y, mu_y, logvar_y).flatten(1).sum(-1)
         recon = -log_py + self.n_dims * math.log(N_LEVELS)
-        if self.flow is None:
-            kl_elements = kl_std_normal_per_dim(mu_z, logvar_z)
-        else:
-            log_q = gaussian_log_prob_per_dim(z, mu_z, logvar_z)
-            kl_elements = log_q - self.flow.log_prob_elements(z)
-        kl_channels = kl_elements.flatten(2).sum(-1)  # [B, C_z]
-        kl = kl_channels.sum(-1)
-        terms = {"nll": recon + kl, "kl": kl, "recon": recon}
-        terms.update({f"kl_ch{j}": kl_channels[:, j] for j in range(kl_channels.shape[1])})
-        return terms
+        return elbo_terms(recon, z, mu_z, logvar_z, self.flow)
 
     def nll(self, x: Tensor) -> Tensor:
         """The negative ELBO per example in nats, discretisation term included (an upper bound on

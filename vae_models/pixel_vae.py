@@ -100,15 +100,12 @@ from vae_models.conv_vae import (  # the same data, latent and priors as the HW3
     N_LEVELS,
     PRIORS,
     decoder,
+    elbo_terms,
     encoder,
+    flow_prior_or_none,
+    prior_log_prob_elements,
 )
-from vae_models.flow_prior import AutoregressiveFlowPrior
-from vae_models.gaussians import (
-    gaussian_log_prob_per_dim,
-    kl_std_normal_per_dim,
-    reparameterize,
-    soft_clamp,
-)
+from vae_models.gaussians import gaussian_log_prob_per_dim, reparameterize, soft_clamp
 from vae_models.iwae import iwae_bound
 
 #: Initial log-scales of the decoder's components, spread evenly from the first to the second.
@@ -327,13 +324,7 @@ class PixelVAE(DensityModel):
         self.pixelcnn = ConditionalPixelCNN(
             cond_channels, pixel_filters, pixel_layers, first_kernel, kernel, n_mixtures
         )
-        self.flow = (
-            AutoregressiveFlowPrior(
-                latent_channels, *self.latent_shape[1:], flow_filters, flow_blocks
-            )
-            if prior == "flow"
-            else None
-        )
+        self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
         self._last_terms: dict[str, Tensor] | None = None
 
     @property
@@ -379,9 +370,7 @@ class PixelVAE(DensityModel):
 
     def prior_log_prob_elements(self, z: Tensor) -> Tensor:
         """log p(z) per latent element, ``[B, C_z, 8, 8]`` nats."""
-        if self.flow is not None:
-            return self.flow.log_prob_elements(z)
-        return -0.5 * (math.log(2.0 * math.pi) + z**2)
+        return prior_log_prob_elements(z, self.flow)
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """z ~ p(z), ``[n, C_z, 8, 8]``."""
@@ -399,16 +388,7 @@ class PixelVAE(DensityModel):
         self._check_x(x)
         mu_z, logvar_z = self.encode(x)
         z = reparameterize(mu_z, logvar_z)
-        recon = -self.log_px_given_z(x, z)
-        if self.flow is None:
-            kl_elements = kl_std_normal_per_dim(mu_z, logvar_z)
-        else:
-            log_q = gaussian_log_prob_per_dim(z, mu_z, logvar_z)
-            kl_elements = log_q - self.flow.log_prob_elements(z)
-        kl_channels = kl_elements.flatten(2).sum(-1)  # [B, C_z]
-        kl = kl_channels.sum(-1)
-        terms = {"nll": recon + kl, "kl": kl, "recon": recon}
-        terms.update({f"kl_ch{j}": kl_channels[:, j] for j in range(kl_channels.shape[1])})
+        terms = elbo_terms(-self.log_px_given_z(x, z), z, mu_z, logvar_z, self.flow)
         if self.training:
             self._last_terms = terms
         return terms
