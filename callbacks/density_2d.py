@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
-from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
 
 
 @torch.no_grad()
@@ -31,7 +31,7 @@ def kl_bits_per_dim(p: np.ndarray, q: np.ndarray) -> float:
     return float((p[mask] * np.log2(p[mask] / q[mask])).sum() / 2)
 
 
-class Density2D(pl.Callback):
+class Density2D(FitAndTestEndFigure):
     """Three images over the K×K states (x1 = row, x2 = column), one grey scale (the top 0.1%
     of the learned and reference values saturate):
 
@@ -66,12 +66,6 @@ class Density2D(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self.draw(trainer, pl_module, step=trainer.global_step)
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module)
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module)  # the tested weights (train.py tests the best checkpoint)
 
     def draw(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int | None = None

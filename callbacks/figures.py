@@ -50,3 +50,17 @@ def evaluating(module: torch.nn.Module) -> Iterator[None]:
 def should_draw(trainer: pl.Trainer) -> bool:
     """Figures are drawn on global rank zero only, never during the sanity check."""
     return trainer.is_global_zero and not trainer.sanity_checking
+
+
+class FitAndTestEndFigure(pl.Callback):
+    """A figure callback drawn once when fitting ends and again after testing (the tested weights:
+    ``train.py`` tests the best checkpoint). Subclasses implement ``draw(trainer, pl_module)``."""
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.draw(trainer, pl_module)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.draw(trainer, pl_module)
+
+    def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        raise NotImplementedError

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
-from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
 from callbacks.sample_grid import image_grid
 
 
@@ -32,7 +32,7 @@ def first_test_images(trainer: pl.Trainer, n: int) -> torch.Tensor | None:
     return torch.cat(xs) if xs else None
 
 
-class Interpolations(pl.Callback):
+class Interpolations(FitAndTestEndFigure):
     """One row per pair (a, b) of test images (images 2k and 2k+1 of the test loader): a, then the
     decoder means of z_t = (1 − t) μ_a + t μ_b for ``n_steps`` values of t evenly spaced in [0, 1]
     (μ the posterior means), then b. Drawn at the end of fit and after testing (the tested
@@ -51,12 +51,6 @@ class Interpolations(pl.Callback):
         self.n_pairs = n_pairs
         self.n_steps = n_steps
         self.name = name
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module)
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module)
 
     def interpolate(self, pl_module: pl.LightningModule, x: torch.Tensor) -> torch.Tensor:
         """Rows ``[n_pairs, n_steps + 2, C, H, W]``: a, the decoded z_t, b, for pairs of ``x``."""

@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 
-from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
 
 LN2 = math.log(2.0)
 
@@ -42,7 +42,7 @@ def training_points(trainer: pl.Trainer, n: int) -> tuple[torch.Tensor, torch.Te
     return torch.cat(xs), (torch.cat(ys) if ys else None)
 
 
-class LatentScatter(pl.Callback):
+class LatentScatter(FitAndTestEndFigure):
     """Two panels, drawn at the end of fit and after testing (the tested checkpoint):
 
     * z ~ q(z|x) for ``n_points`` training examples (first two latent dimensions), coloured by the
@@ -62,12 +62,6 @@ class LatentScatter(pl.Callback):
             raise ValueError(f"n_points must be >= 1, got {n_points}")
         self.n_points = n_points
         self.name = name
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module)
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module)
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not should_draw(trainer):

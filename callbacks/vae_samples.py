@@ -11,11 +11,11 @@ import numpy as np
 import pytorch_lightning as pl
 from matplotlib.figure import Figure
 
-from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
 from callbacks.latent_scatter import training_points
 
 
-class VAESamples(pl.Callback):
+class VAESamples(FitAndTestEndFigure):
     """One figure of two panels with shared axes, training data in grey under both:
 
     * ``n_samples`` draws of the full generative path, z ~ p(z), x ~ p(x|z);
@@ -39,12 +39,6 @@ class VAESamples(pl.Callback):
         self.n_samples = n_samples
         self.n_data = n_data
         self.name = name
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module)
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module)
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not should_draw(trainer):
