@@ -38,7 +38,9 @@ from ar_models.allocator import keep_freed_memory
 from ar_models.base import DensityModel, ModelConfigError
 from callbacks.csv_logger import AppendingCSVLogger
 from callbacks.loss_curves import LossCurves
+from callbacks.step_seed import StepSeed
 from callbacks.stop_checkpoint import StopCheckpoint
+from callbacks.timed_checkpoint import TimedCheckpoint
 from datamodules.base import DataError
 
 WANDB_PROJECT = "deepul-lightning"
@@ -80,8 +82,8 @@ def default_loggers(root: str, run_name: str) -> list[Logger]:
 
 
 def default_callbacks(existing: list[Callback]) -> list[Callback]:
-    """Best/last checkpoints on ``val/bpd``, a checkpoint at any early stop, and loss curves,
-    unless the config already has them."""
+    """Best/last checkpoints on ``val/bpd``, a checkpoint at any early stop and every 10 minutes,
+    per-step seeds, and loss curves, unless the config already has them."""
     extra: list[Callback] = []
     if not any(isinstance(c, ModelCheckpoint) for c in existing):
         extra.append(
@@ -95,6 +97,10 @@ def default_callbacks(existing: list[Callback]) -> list[Callback]:
         )
     if not any(isinstance(c, StopCheckpoint) for c in existing):
         extra.append(StopCheckpoint())
+    if not any(isinstance(c, TimedCheckpoint) for c in existing):
+        extra.append(TimedCheckpoint())  # last.ckpt every 10 minutes: a kill loses at most that
+    if not any(isinstance(c, StepSeed) for c in existing):
+        extra.append(StepSeed())  # random numbers that a resumed run draws alike
     if not any(isinstance(c, LossCurves) for c in existing):
         extra.append(LossCurves())
     return extra

@@ -9,7 +9,9 @@ from callbacks.latent_scatter import LatentScatter
 from callbacks.loss_curves import LossCurves
 from callbacks.receptive_field import ReceptiveField
 from callbacks.sample_grid import SampleGrid
+from callbacks.step_seed import StepSeed
 from callbacks.stop_checkpoint import StopCheckpoint
+from callbacks.timed_checkpoint import TimedCheckpoint
 from callbacks.vae_samples import VAESamples
 
 __all__ = [
@@ -21,7 +23,9 @@ __all__ = [
     "LossCurves",
     "ReceptiveField",
     "SampleGrid",
+    "StepSeed",
     "StopCheckpoint",
+    "TimedCheckpoint",
     "VAESamples",
     "evaluating",
     "save_figure",

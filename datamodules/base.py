@@ -120,6 +120,7 @@ class ResumableDataLoader(DataLoader):
         self.sampler.set_epoch(state["epoch"])
         served = state["batches_served"]
         self.sampler.skip = served * self.batch_size if served < len(self) else 0
+        self.batches_served = served  # what state_dict says until the next iteration starts
 
 
 class LongImages(SplitDataset):
@@ -175,6 +176,8 @@ class ArrayDataModule(pl.LightningDataModule):
         self.train: Split | None = None
         self.val: Split | None = None
         self.test: Split | None = None
+        self._train_loader: ResumableDataLoader | None = None
+        self._restored_train_position: dict[str, int] | None = None
 
     def load(self) -> tuple[Split, Split]:
         """Return the (train, test) parts of the data set, before the validation split."""
@@ -228,7 +231,31 @@ class ArrayDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train, train=True)
+        loader = self._loader(self.train, train=True)
+        assert isinstance(loader, ResumableDataLoader)
+        if self._restored_train_position is not None:
+            loader.load_state_dict(self._restored_train_position)
+            self._restored_train_position = None
+        self._train_loader = loader
+        return loader
+
+    # The training loader's position is also kept in the data module's checkpoint state: Lightning
+    # restores it into the loader only when it builds the loader after restoring its loops, and a
+    # model whose configure_optimizers reads trainer.estimated_stepping_batches makes it build the
+    # loader (and draw a first batch) before; a resumed run would then repeat the first batches of
+    # the interrupted epoch. The data module's own state is restored before either happens.
+    def state_dict(self) -> dict[str, Any]:
+        """``{"train_position": {"epoch", "batches_served"}}`` of the current training loader."""
+        if self._train_loader is None:
+            return {}
+        return {"train_position": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """The next training loader starts at the saved position (see :meth:`state_dict`)."""
+        self._restored_train_position = state_dict.get("train_position")
+
+    def teardown(self, stage: str) -> None:
+        self._restored_train_position = None  # restored by test/validate: not for a later fit
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val, train=False)
