@@ -9,6 +9,7 @@ validation set from train with a seeded permutation and serves batches that are 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +17,23 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 class DataError(ValueError):
     """Bad data or data arguments; the message names the input and what was expected."""
+
+
+log = logging.getLogger("datamodules")
+
+
+@rank_zero_only
+def announce(message: str) -> None:
+    """Say ``message`` in one line on stderr, on rank zero only: a WARNING record of the
+    ``datamodules`` logger (without a logging configuration Python prints it bare)."""
+    log.warning(message)
 
 
 @dataclass

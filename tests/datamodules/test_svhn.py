@@ -71,12 +71,14 @@ def test_split_is_seeded(svhn_dir):
     assert torch.equal(a.val.x, b.val.x)
 
 
-def test_stand_in_warns_once_and_is_8bit(tmp_path):
-    data = SVHNDataModule(data_dir=str(tmp_path), batch_size=16)
-    with pytest.warns(UserWarning, match="STAND-IN, NOT SVHN") as record:
+def test_stand_in_only_without_data_dir_said_once_in_one_line_and_8bit(caplog):
+    data = SVHNDataModule(batch_size=16)
+    with caplog.at_level("WARNING", logger="datamodules"):
         data.setup()
-    assert len([w for w in record if "STAND-IN" in str(w.message)]) == 1
-    assert str(tmp_path) in str(record[0].message)
+        data.setup()
+    said = [r.getMessage() for r in caplog.records if "STAND-IN" in r.getMessage()]
+    assert len(said) == 1 and "\n" not in said[0] and "NOT SVHN" in said[0]
+    assert data.uses_stand_in
     assert (len(data.train) + len(data.val), len(data.test)) == (4000, 1000)
     x, y = next(iter(data.test_dataloader()))
     assert x.dtype == torch.long and x.shape == (16, 3, 32, 32)
@@ -107,6 +109,50 @@ def test_not_a_mat_file(tmp_path):
     with pytest.raises(DataError, match="cannot read") as error:
         load_svhn_mat(path)
     assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("content", ["empty", "absent", "only_train"])
+def test_a_data_dir_without_the_files_is_an_error_naming_the_folder(tmp_path, content):
+    """Never the stand-in for a folder that was given: a mistyped path must not train on other
+    data. Raised when the module is built."""
+    folder = tmp_path / "svhn"
+    if content != "absent":
+        folder.mkdir()
+    if content == "only_train":
+        write_mat(folder / "train_32x32.mat", 4)
+    with pytest.raises(DataError) as error:
+        SVHNDataModule(data_dir=str(folder))
+    message = str(error.value)
+    assert message.startswith(f"{folder}: ") and "\n" not in message
+    assert "test_32x32.mat" in message and "download: true" in message
+    if content == "only_train":
+        assert "missing test_32x32.mat;" in message
+    if content == "absent":
+        assert "no such folder" in message
+
+
+def test_download_needs_a_folder():
+    with pytest.raises(DataError, match="download: true needs data_dir"):
+        SVHNDataModule(download=True)
+
+
+def test_through_the_cli_one_line_naming_the_folder_and_exit_status_2(run_cli, tmp_path):
+    folder = tmp_path / "no-svhn-here"
+    folder.mkdir()
+    result = run_cli(
+        [
+            "fit",
+            "--config=configs/hw3/svhn_vae_quick.yaml",
+            f"--data.init_args.data_dir={folder}",
+            f"--trainer.default_root_dir={tmp_path / 'run'}",
+            "--trainer.fast_dev_run=true",
+        ]
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(folder) in errors[0] and "train_32x32.mat" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # stopped before anything ran
 
 
 def test_failed_download_says_where_to_put_the_files(tmp_path, monkeypatch):
