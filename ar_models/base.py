@@ -24,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from ar_models.threads import choose_threads, restore_threads
+
 LN2 = math.log(2.0)
 STAGES = ("train", "val", "test")
 
@@ -177,6 +179,15 @@ class DensityModel(pl.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step("test", batch)
+
+    def setup(self, stage: str) -> None:
+        """One intra-op thread for small models on CPU unless the user chose a count
+        (:mod:`ar_models.threads`); subclasses that override ``setup`` call ``super().setup``."""
+        self._threads_before = choose_threads(self, self.trainer.strategy.root_device)
+
+    def teardown(self, stage: str) -> None:
+        restore_threads(getattr(self, "_threads_before", None))
+        self._threads_before = None
 
     def on_fit_start(self) -> None:
         """Stop at once, with what to set, when the data's number of categories per dimension
