@@ -21,6 +21,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.trainer.states import RunningStage, TrainerStatus
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
@@ -46,9 +47,16 @@ def check_positive_ints(**values: object) -> None:
             raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-def check_categorical(x: Tensor, n_categories: int, event_shape: tuple[int, ...], who: str) -> None:
+def check_categorical(
+    x: Tensor, n_categories: int, event_shape: tuple[int, ...], who: str, values: bool = True
+) -> None:
     """Raise a ValueError naming ``who`` unless ``x`` is an integer ``Tensor[B, *event_shape]``
-    with values in ``0..n_categories-1``."""
+    with values in ``0..n_categories-1``.
+
+    The type and shape are always checked (free); the values only with ``values`` (one
+    device-to-host synchronisation: callers pass ``not self.batches_within(0, n_categories - 1)``
+    so that batches of this library's data modules are not checked again, see
+    :meth:`DensityModel.batches_within`)."""
     expected = (
         f"an integer tensor [B, {', '.join(map(str, event_shape))}]"
         if event_shape
@@ -60,8 +68,27 @@ def check_categorical(x: Tensor, n_categories: int, event_shape: tuple[int, ...]
         raise ValueError(f"{who} expects {expected}, got {got}")
     if tuple(x.shape[1:]) != tuple(event_shape) or x.dim() != len(event_shape) + 1:
         raise ValueError(f"{who} expects {expected}, got shape {tuple(x.shape)}")
-    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= n_categories):
-        raise ValueError(f"{who} expects {expected}, got values in {int(x.min())}..{int(x.max())}")
+    if values and x.numel():
+        low, high = torch.stack(torch.aminmax(x)).tolist()  # one synchronisation
+        if low < 0 or high >= n_categories:
+            raise ValueError(f"{who} expects {expected}, got values in {low}..{high}")
+
+
+def declared_value_range(loaders: Any) -> tuple[int, int] | None:
+    """The smallest and largest value that every loader in ``loaders`` (one DataLoader, or a
+    list/tuple/dict of them) declares in its ``value_range`` attribute, or None if one does not.
+
+    This library's data modules set ``value_range`` on their loaders: the extremes of their
+    integer data, computed once when the data is loaded (:class:`datamodules.base.ArrayDataModule`).
+    """
+    if isinstance(loaders, dict):
+        loaders = list(loaders.values())
+    elif not isinstance(loaders, (list, tuple)):
+        loaders = [loaders]
+    ranges = [getattr(loader, "value_range", None) for loader in loaders]
+    if not ranges or any(r is None for r in ranges):
+        return None
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
 def unpack_batch(batch: Tensor | tuple | list) -> Tensor:
@@ -119,6 +146,32 @@ class DensityModel(pl.LightningModule):
         return {"nll": self.nll(x)}
 
     # ------------------------------------------------------------------ helpers
+    def batches_within(self, low: int, high: int) -> bool:
+        """True when the batches now being served come from loaders that declare values within
+        ``low..high`` (:func:`declared_value_range`): a Lightning loop is running (fit, validate,
+        test, predict) and every loader of its stage carries a ``value_range`` inside the bounds.
+
+        Models skip their per-batch value checks then (each is a device-to-host synchronisation);
+        data given to the model directly, or through loaders that declare nothing (a user's own),
+        is checked. A callback that calls ``nll`` on data of its own during a loop must pass
+        values in range (the figures of this library use model samples and full grids)."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Trainer
+            return False
+        state = trainer.state
+        if trainer is None or state.status != TrainerStatus.RUNNING:
+            return False
+        loaders = {
+            RunningStage.TRAINING: lambda: trainer.train_dataloader,
+            RunningStage.SANITY_CHECKING: lambda: trainer.val_dataloaders,
+            RunningStage.VALIDATING: lambda: trainer.val_dataloaders,
+            RunningStage.TESTING: lambda: trainer.test_dataloaders,
+            RunningStage.PREDICTING: lambda: trainer.predict_dataloaders,
+        }.get(state.stage)
+        declared = declared_value_range(loaders()) if loaders is not None else None
+        return declared is not None and low <= declared[0] and declared[1] <= high
+
     def to_bpd(self, nats: Tensor) -> Tensor:
         """Convert nats per example to bits per dimension."""
         return nats / (self.n_dims * LN2)

@@ -36,7 +36,8 @@ class Histogram(DensityModel):
         return F.log_softmax(self.logits, dim=0)
 
     def nll(self, x: Tensor) -> Tensor:
-        check_categorical(x, self.n_categories, (), "Histogram")
+        k = self.n_categories
+        check_categorical(x, k, (), "Histogram", values=not self.batches_within(0, k - 1))
         return -self.log_probs()[x]
 
     @torch.no_grad()

@@ -144,6 +144,17 @@ class LongImages(SplitDataset):
         return x if self.split.y is None else (x, self.split.y[i])
 
 
+def value_range(*parts: Tensor) -> tuple[int, int] | None:
+    """The smallest and the largest value of integer tensors (None if any part is real-valued or
+    all are empty)."""
+    if any(part.dtype.is_floating_point or part.dtype.is_complex for part in parts):
+        return None
+    extremes = [torch.aminmax(part) for part in parts if part.numel()]
+    if not extremes:
+        return None
+    return int(min(e.min for e in extremes)), int(max(e.max for e in extremes))
+
+
 def split_first_last(split: Split, train_fraction: float = 0.8) -> tuple[Split, Split]:
     """The handout's split: the first ``train_fraction`` of the examples train, the rest test."""
     n_train = int(round(len(split) * train_fraction))
@@ -189,6 +200,11 @@ class ArrayDataModule(pl.LightningDataModule):
         self.val: Split | None = None
         self.test: Split | None = None
         self._train_loader: ResumableDataLoader | None = None
+        #: (min, max) of the integer examples of all splits, computed once in ``setup``; None for
+        #: real-valued data. Set on every loader (``loader.value_range``): models do not check
+        #: the values of these batches again (``ar_models.base.DensityModel.batches_within``).
+        #: A subclass whose ``make_dataset`` serves other values than it stores sets it itself.
+        self.value_range: tuple[int, int] | None = None
         self._restored_train_position: dict[str, int] | None = None
 
     def load(self) -> tuple[Split, Split]:
@@ -211,6 +227,7 @@ class ArrayDataModule(pl.LightningDataModule):
         self.val = train_full.subset(perm[:n_val].sort().values)
         self.train = train_full.subset(perm[n_val:].sort().values)
         self.test = test
+        self.value_range = value_range(train_full.x, test.x)
 
     def make_dataset(self, split: Split) -> Dataset:
         """The Dataset served for a split (override to change how examples are served)."""
@@ -234,13 +251,15 @@ class ArrayDataModule(pl.LightningDataModule):
             len(split), shuffle=train, seed=self.seed, rank=rank, world=world, even=train
         )
         loader_class = ResumableDataLoader if train else DataLoader
-        return loader_class(
+        loader = loader_class(
             self.make_dataset(split),
             sampler=sampler,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+        loader.value_range = self.value_range  # models skip their per-batch value checks
+        return loader
 
     def train_dataloader(self) -> DataLoader:
         loader = self._loader(self.train, train=True)

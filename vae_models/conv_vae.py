@@ -249,7 +249,8 @@ class ConvVAE(DensityModel):
 
     # ------------------------------------------------------------------ bound (nats)
     def _check_x(self, x: Tensor) -> None:
-        check_categorical(x, N_LEVELS, IMAGE_SHAPE, "ConvVAE")
+        check = not self.batches_within(0, N_LEVELS - 1)
+        check_categorical(x, N_LEVELS, IMAGE_SHAPE, "ConvVAE", values=check)
 
     def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
         """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl`` (module docstring);

@@ -128,7 +128,7 @@ def logistic_bin_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
     )
 
 
-def _check_values(x: Tensor, params: Tensor) -> None:
+def _check_values(x: Tensor, params: Tensor, values: bool = True) -> None:
     if x.dtype.is_floating_point or x.dtype.is_complex:
         raise ValueError(f"DMOL values must be an integer tensor in 0..255, got {x.dtype}")
     if x.dim() != 4 or x.shape[1] != N_CHANNELS:
@@ -138,25 +138,28 @@ def _check_values(x: Tensor, params: Tensor) -> None:
             f"DMOL values {tuple(x.shape)} and params {tuple(params.shape)} differ in batch or "
             "image size"
         )
-    if x.numel() and (int(x.min()) < 0 or int(x.max()) > N_LEVELS - 1):
+    if values and x.numel() and (int(x.min()) < 0 or int(x.max()) > N_LEVELS - 1):
         raise ValueError(f"DMOL values must be in 0..255, got {int(x.min())}..{int(x.max())}")
 
 
-def channel_log_probs(x: Tensor, params: Tensor) -> Tensor:
+def channel_log_probs(x: Tensor, params: Tensor, check_values: bool = True) -> Tensor:
     """log P_k(x_c | x_<c) for every component k and channel c: ``[B, 3, M, H, W]`` (nats).
 
-    ``x`` is ``LongTensor[B, 3, H, W]`` in {0..255}, ``params`` ``[B, 10·M, H, W]``."""
+    ``x`` is ``LongTensor[B, 3, H, W]`` in {0..255} (``check_values=False`` skips checking the
+    values, a device-to-host synchronisation, for data known to be in range), ``params``
+    ``[B, 10·M, H, W]``."""
     p = unpack(params)
-    _check_values(x, params)
+    _check_values(x, params, check_values)
     mu = channel_means(p.means, p.coeffs, scale_values(x, params.dtype))
     return logistic_bin_log_prob(x[:, :, None], mu, p.log_scales)
 
 
-def log_prob(x: Tensor, params: Tensor) -> Tensor:
+def log_prob(x: Tensor, params: Tensor, check_values: bool = True) -> Tensor:
     """log P(x) of each pixel, ``[B, H, W]`` (nats):
-    logsumexp_k [log π_k + Σ_c log P_k(x_c | x_<c)]."""
+    logsumexp_k [log π_k + Σ_c log P_k(x_c | x_<c)] (``check_values``: see
+    :func:`channel_log_probs`)."""
     p = unpack(params)
-    per_component = channel_log_probs(x, params).sum(dim=1)  # [B, M, H, W]
+    per_component = channel_log_probs(x, params, check_values).sum(dim=1)  # [B, M, H, W]
     return torch.logsumexp(F.log_softmax(p.logits, dim=1) + per_component, dim=1)
 
 

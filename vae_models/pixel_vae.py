@@ -362,7 +362,8 @@ class PixelVAE(DensityModel):
 
     def log_px_given_z(self, x: Tensor, z: Tensor) -> Tensor:
         """log P(x | z) per image, ``[B]`` nats."""
-        return dmol.log_prob(x, self.decoder_params(x, z)).flatten(1).sum(-1)
+        check = not self.batches_within(0, N_LEVELS - 1)
+        return dmol.log_prob(x, self.decoder_params(x, z), check).flatten(1).sum(-1)
 
     def posterior_mean(self, x: Tensor) -> Tensor:
         """The mean of q(z|x) for 8-bit images ``x``."""
@@ -381,7 +382,8 @@ class PixelVAE(DensityModel):
 
     # ------------------------------------------------------------------ bound (nats)
     def _check_x(self, x: Tensor) -> None:
-        check_categorical(x, N_LEVELS, IMAGE_SHAPE, "PixelVAE")
+        check = not self.batches_within(0, N_LEVELS - 1)
+        check_categorical(x, N_LEVELS, IMAGE_SHAPE, "PixelVAE", values=check)
 
     def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
         """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl``; ``kl_ch<j>`` sum to ``kl``."""
