@@ -1,7 +1,8 @@
 """Training speed with one intra-op thread against torch's default, side by side in one run.
 
     python benchmarks/threads.py [--configs 'configs/**/*.yaml'] [--sweep] [--steps 20]
-                                 [--warmup 3] [--budget 60] [--markdown FILE]
+                                 [--warmup 3] [--budget 60] [--markdown FILE] [--plot PNG]
+    python benchmarks/threads.py --from-table FILE.md [FILE.md ...] --plot PNG   # redraw
 
 For every config (the model and data module it names, trained by a plain ``pl.Trainer`` without the
 config's figure callbacks) and, with ``--sweep``, for MLP and convolutional models of growing size,
@@ -150,6 +151,42 @@ def row(name: str, model: DensityModel, batch: Any, medians: dict[int, float]) -
     ]
 
 
+def read_tables(paths: list[Path]) -> list[list[str]]:
+    """The data rows of markdown tables written by ``--markdown``."""
+    rows = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 8 and cells[0] not in ("model", "") and not cells[0].startswith("-"):
+                rows.append(cells)
+    return rows
+
+
+def plot(rows: list[list[str]], path: Path, title: str) -> None:
+    """Horizontal bars of the ratio (N threads / 1) per row, log scale, 1 marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r[0].removeprefix("configs/").removesuffix(".yaml") for r in rows]
+    ratios = [float(r[6]) for r in rows]
+    colours = ["tab:blue" if r[1] == "mlp" else "tab:orange" for r in rows]
+    figure, axes = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2))
+    axes.barh(range(len(rows)), ratios, color=colours)
+    axes.axvline(1.0, color="black", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_yticks(range(len(rows)), names, fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xlabel("step time with default threads / with one thread (> 1: one is faster)")
+    axes.set_title(title, fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:blue", "tab:orange")]
+    axes.legend(handles, ["no convolutions", "convolutional"], fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="configs/**/*.yaml", help="glob, from the repo root")
@@ -159,7 +196,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per setting")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per model at most")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument("--plot", type=Path, help="draw the ratios into this PNG")
+    parser.add_argument("--title", default="", help="title of the --plot figure")
+    parser.add_argument("--from-table", type=Path, nargs="+", help="redraw tables, no measuring")
     args = parser.parse_args()
+    if args.from_table:
+        plot(read_tables(args.from_table), args.plot, args.title)
+        return
     warnings.filterwarnings("ignore")
     pl.seed_everything(0, verbose=False)
 
@@ -183,15 +226,18 @@ def main() -> None:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     print(f"torch {torch.__version__}, default intra-op threads {DEFAULT_THREADS}", flush=True)
+    measured = []
     for name, model, data in cases:
         medians = time_training(model, data, args)
-        cells = row(name, model, getattr(data, "batch_size", "?"), medians)
-        lines.append("| " + " | ".join(cells) + " |")
+        measured.append(row(name, model, getattr(data, "batch_size", "?"), medians))
+        lines.append("| " + " | ".join(measured[-1]) + " |")
         print(lines[-1], flush=True)
     table = "\n".join(lines)
     print("\n" + table)
     if args.markdown:
         args.markdown.write_text(table + "\n")
+    if args.plot:
+        plot(measured, args.plot, args.title)
 
 
 if __name__ == "__main__":
