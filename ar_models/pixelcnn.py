@@ -37,6 +37,8 @@ Model hooks used by the callbacks (besides the :class:`DensityModel` contract):
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -263,6 +265,7 @@ class PixelCNNBase(DensityModel):
         values[:, :, 0, 0] = logits[:, :, 0, 0]
         return values
 
+    @abstractmethod
     def code_logits(self, t: Tensor, t_in: Tensor) -> Tensor:
         """Logits ``[B, C, H, W, K]`` of the conditionals of the codes ``t``, the network reading
         ``t_in``."""
@@ -273,6 +276,7 @@ class PixelCNNBase(DensityModel):
         self.check_images(x)
         return self.code_nll(self.to_codes(x))
 
+    @abstractmethod
     def code_nll(self, t: Tensor) -> Tensor:
         """-log p_t(t) in nats per image."""
         raise NotImplementedError
@@ -285,6 +289,7 @@ class PixelCNNBase(DensityModel):
             )
 
     # ------------------------------------------------------------------ sampling
+    @abstractmethod
     def _draw_pixel(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
         """Draw all channels ``LongTensor[n, C]`` of one pixel from the network's output there."""
         raise NotImplementedError
