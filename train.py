@@ -280,7 +280,7 @@ class RunWandbLogger(WandbLogger):
         super().__init__(save_dir=str(root), id=run_id, **kwargs)
         # Lightning passes anonymous=None to wandb.init, which prints a deprecation warning that
         # users cannot act on; tests/cli/test_lightning_private.py guards this private attribute.
-        self._wandb_init.pop("anonymous", None)
+        getattr(self, "_wandb_init", {}).pop("anonymous", None)
 
     def remember_id(self) -> None:
         """Write the W&B run id into the run folder (rank zero; starts the W&B run)."""
@@ -569,8 +569,11 @@ class DeepulCLI(LightningCLI):
             if config.get("logger") in (None, True):
                 kwargs["logger"] = default_loggers(root, self.run_name(), resume)
             kwargs["callbacks"] = existing + default_callbacks(existing)
-        elif config.get("logger") in (None, True):
-            kwargs["logger"] = False  # an evaluation's results go to its own folder, not to W&B
+        else:
+            if config.get("logger") in (None, True):
+                kwargs["logger"] = False  # an evaluation's results go to its folder, not to W&B
+            # evaluating needs the weights only, not the states of the fit's callbacks
+            warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
