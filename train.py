@@ -35,7 +35,6 @@ import importlib.resources
 import inspect
 import json
 import logging
-import netrc
 import os
 import sys
 import warnings
@@ -80,6 +79,7 @@ try:
     from callbacks.figures import samples_figure
     from callbacks.loss_curves import LossCurves
     from callbacks.stop_checkpoint import StopCheckpoint
+    from callbacks.wandb_run import RunWandbLogger, finish_wandb, wandb_logger
     from datamodules.base import DataError
 except ImportError as error:
     hidden = hidden_library_packages()
@@ -93,9 +93,7 @@ except ImportError as error:
 
 from model_checkpoints import CheckpointError, import_class, read_checkpoint, run_folder
 
-WANDB_PROJECT = "deepul-lightning"
 RUNS_DIR = "runs"
-WANDB_ID_FILE = Path("wandb") / "run-id"
 EVAL_SUBCOMMANDS = ("test", "validate", "predict")
 #: ``--ckpt_path`` values that Lightning's ``fit`` resolves itself.
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
@@ -252,67 +250,12 @@ def eval_folder(ckpt_path: Path, subcommand: str, seed: int | None) -> Path:
     return run_folder(ckpt_path) / "eval" / name
 
 
-# --------------------------------------------------------------------------- W&B
-def wandb_mode() -> str:
-    """``WANDB_MODE`` if set; else ``online`` with credentials (key or netrc), else ``offline``."""
-    mode = os.environ.get("WANDB_MODE")
-    if mode:
-        return mode
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1]
-        if netrc.netrc().authenticators(host.split("/")[0]):
-            return "online"
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        pass
-    return "offline"
-
-
-class RunWandbLogger(WandbLogger):
-    """Lightning's ``WandbLogger`` for one run folder: the W&B run's id is kept in
-    ``<run folder>/wandb/run-id`` (:meth:`remember_id`), so a resumed fit passes it back as ``id``
-    and continues the same W&B run (Lightning asks W&B for ``resume="allow"``)."""
-
-    def __init__(self, root: str | Path, resume: bool, **kwargs: Any) -> None:
-        self.id_file = Path(root) / WANDB_ID_FILE
-        run_id = self.id_file.read_text().strip() if resume and self.id_file.is_file() else None
-        super().__init__(save_dir=str(root), id=run_id, **kwargs)
-        # Lightning passes anonymous=None to wandb.init, which prints a deprecation warning that
-        # users cannot act on; tests/cli/test_lightning_private.py guards this private attribute.
-        getattr(self, "_wandb_init", {}).pop("anonymous", None)
-
-    def remember_id(self) -> None:
-        """Write the W&B run id into the run folder (rank zero; starts the W&B run)."""
-        self.id_file.parent.mkdir(parents=True, exist_ok=True)
-        self.id_file.write_text(f"{self.experiment.id}\n")
-
-
+# --------------------------------------------------------------------------- loggers
 def default_loggers(root: str, run_name: str, resume: bool) -> list[Logger]:
     """``metrics.csv`` (always) and W&B (``<root>/wandb``) unless W&B is disabled."""
     loggers: list[Logger] = [MetricsCSVLogger(root)]
-    mode = wandb_mode()
-    if mode == "disabled":
-        return loggers
-    if mode == "offline" and "WANDB_MODE" not in os.environ:
-        rank_zero_info(
-            f"W&B: no credentials found, logging offline to {root}/wandb "
-            "(upload later with `wandb sync`, or set WANDB_MODE)."
-        )
-    os.environ.setdefault("WANDB_SILENT", "true")
-    loggers.append(
-        RunWandbLogger(
-            root, resume, name=run_name, project=WANDB_PROJECT, offline=mode == "offline"
-        )
-    )
-    return loggers
-
-
-def finish_wandb(exit_code: int) -> None:
-    """End the W&B run of this process, if any (its files are complete on disk afterwards)."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish(exit_code=exit_code)
+    wandb = wandb_logger(root, run_name, resume)
+    return loggers if wandb is None else [*loggers, wandb]
 
 
 class RunConfig(SaveConfigCallback):

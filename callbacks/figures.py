@@ -1,4 +1,5 @@
-"""Shared plumbing of every figure callback: where PNGs go, W&B logging, rank zero, eval mode.
+"""Shared plumbing of every figure callback: where PNGs go, W&B logging, rank zero, eval mode; and
+the picture of a set of samples (:func:`samples_figure`, which ``predict`` saves).
 
 A figure is written to ``<trainer.default_root_dir>/figures/<name>.png`` (``<name>_step<k>.png``
 for figures drawn repeatedly) and logged to W&B under ``figures/<name>`` when a ``WandbLogger`` is

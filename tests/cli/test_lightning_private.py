@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 from packaging.requirements import Requirement
 from pytorch_lightning.loggers import WandbLogger
 
-import train
 from callbacks.ema import EMA
+from callbacks.wandb_run import RunWandbLogger
 from tests.conftest import REPO_ROOT
 
 
@@ -18,13 +18,13 @@ def test_wandb_logger_keeps_the_wandb_init_arguments(tmp_path):
     plain = WandbLogger(save_dir=str(tmp_path), offline=True)
     assert isinstance(getattr(plain, "_wandb_init", None), dict), (
         "WandbLogger no longer keeps wandb.init's arguments in _wandb_init: update "
-        "train.RunWandbLogger, which removes 'anonymous' from them"
+        "callbacks.wandb_run.RunWandbLogger, which removes 'anonymous' from them"
     )
     assert "anonymous" in plain._wandb_init, (
-        "WandbLogger no longer passes anonymous= to wandb.init: train.RunWandbLogger's removal "
+        "WandbLogger no longer passes anonymous= to wandb.init: RunWandbLogger's removal "
         "of it (and this test) can go"
     )
-    ours = train.RunWandbLogger(tmp_path, resume=False, offline=True)
+    ours = RunWandbLogger(tmp_path, resume=False, offline=True)
     assert "anonymous" not in ours._wandb_init
     assert ours._wandb_init["resume"] == "allow", "a resumed fit relies on resume='allow'"
 
