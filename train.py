@@ -293,10 +293,9 @@ def archive_previous_run(root: Path) -> Path | None:
 
 def launcher_process() -> bool:
     """True in the process the user started (not in a DDP worker that Lightning launched)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") in (
-        "0",
-        "",
-    )
+    local_rank = os.environ.get("LOCAL_RANK", "0")
+    node_rank = os.environ.get("NODE_RANK", "0") or "0"
+    return local_rank == "0" and node_rank == "0"
 
 
 def default_callbacks(existing: list[Callback]) -> list[Callback]:
@@ -419,13 +418,12 @@ class DeepulTrainer(pl.Trainer):
         if labels is not None:
             np.save(folder / "labels.npy", labels.numpy())
         n_classes = int(getattr(model, "n_classes", 0) or 0)
-        cycle = labels is not None and len(set(labels[:n_classes].tolist())) == n_classes
         fig = samples_figure(
             samples.numpy(),
             f"{type(model).__name__}: {len(samples)} samples of {ckpt_path.name} (seed {seed})",
             n_levels=getattr(model, "n_categories", None),
             labels=None if labels is None else labels.numpy(),
-            ncols=n_classes if cycle else None,
+            ncols=n_classes or None,  # a class-conditional model: one column per class
         )
         rank_zero_info(
             f"samples: {folder / 'samples.npy'} ({len(samples)} samples of shape "
@@ -575,6 +573,11 @@ class DeepulCLI(LightningCLI):
 
 
 # --------------------------------------------------------------------------- main
+def not_the_litlogger_tip(record: logging.LogRecord) -> bool:
+    """A logging filter: False for Lightning's start-up tip to install litlogger."""
+    return "litlogger" not in record.getMessage()
+
+
 def quiet_startup() -> None:
     """Silence start-up messages that users cannot act on: Lightning's tip to install litlogger
     and torch's deprecation warning about a ``LeafSpec`` use inside Lightning."""
@@ -583,9 +586,9 @@ def quiet_startup() -> None:
         message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
         category=FutureWarning,
     )
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage()
-    )
+    rank_zero_log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not_the_litlogger_tip not in rank_zero_log.filters:
+        rank_zero_log.addFilter(not_the_litlogger_tip)
 
 
 USER_ERRORS = (DataError, ModelConfigError, CheckpointError, UsageError)
