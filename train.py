@@ -420,7 +420,7 @@ class DeepulTrainer(pl.Trainer):
         n_classes = int(getattr(model, "n_classes", 0) or 0)
         fig = samples_figure(
             samples.numpy(),
-            f"{type(model).__name__}: {len(samples)} samples of {ckpt_path.name} (seed {seed})",
+            f"{type(model).__name__}: {len(samples):,} samples of {ckpt_path.name} (seed {seed})",
             n_levels=getattr(model, "n_categories", None),
             labels=None if labels is None else labels.numpy(),
             ncols=n_classes or None,  # a class-conditional model: one column per class

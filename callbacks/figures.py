@@ -105,7 +105,9 @@ def samples_figure(
         ncols = ncols or math.ceil(math.sqrt(len(samples)))
         grid = image_grid(samples, max(levels, 2), ncols)
         width = 10.0 if ncols > 8 else 1.25 * ncols
-        fig = Figure(figsize=(width, width * grid.shape[0] / grid.shape[1] + 0.6))
+        fig = Figure(
+            figsize=(width, width * grid.shape[0] / grid.shape[1] + 0.6), layout="constrained"
+        )
         ax = fig.subplots()
         ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
         ax.set_yticks([])
@@ -115,32 +117,33 @@ def samples_figure(
             ax.set_xticks([tile * j + samples.shape[3] / 2 for j in range(ncols)])
             ax.set_xticklabels([str(int(y)) for y in labels[:ncols]])
             ax.xaxis.tick_top()
+            ax.xaxis.set_label_position("top")
             ax.set_xlabel("label")
         else:
             ax.set_xticks([])
     elif samples.ndim == 2 and samples.shape[1] == 2 and integer:
         counts = np.zeros((levels, levels))
         np.add.at(counts, (samples[:, 0], samples[:, 1]), 1)
-        fig = Figure(figsize=(5.5, 5))
+        fig = Figure(figsize=(5.5, 5), layout="constrained")
         ax = fig.subplots()
         shown = ax.imshow(counts, cmap="viridis", interpolation="nearest")
         fig.colorbar(shown, ax=ax, label="samples")
         ax.set_xlabel("x2")
         ax.set_ylabel("x1")
     elif samples.ndim == 2 and samples.shape[1] == 2:
-        fig = Figure(figsize=(5, 5))
+        fig = Figure(figsize=(5, 5), layout="constrained")
         ax = fig.subplots()
         ax.scatter(samples[:, 0], samples[:, 1], s=4, alpha=0.5)
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
         ax.set_aspect("equal", adjustable="datalim")
     elif samples.ndim == 1 and integer:
-        fig = Figure(figsize=(7, 3.5))
+        fig = Figure(figsize=(7, 3.5), layout="constrained")
         ax = fig.subplots()
         ax.bar(np.arange(levels), np.bincount(samples, minlength=levels) / len(samples), width=1)
         ax.set_xlabel("category")
         ax.set_ylabel("frequency among the samples")
     else:
         return None
-    ax.set_title(title, fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -31,7 +31,7 @@ def test_image_grid_puts_each_image_in_its_tile_scaled_to_unit_range():
 )
 def test_each_sample_shape_gets_its_picture(samples):
     fig = samples_figure(samples, "Model: samples", n_levels=4)
-    assert fig is not None and fig.axes[0].get_title() == "Model: samples"
+    assert fig is not None and fig.get_suptitle() == "Model: samples"
 
 
 def test_shapes_without_a_picture_get_none():
