@@ -62,6 +62,16 @@ class DigitReading:
     masks: Tensor
 
 
+def readable(images: Tensor) -> bool:
+    """True for ``[B, 3, H, W]`` images the reader can read (H = W in {28, 32})."""
+    return (
+        images.dim() == 4
+        and images.shape[1] == 3
+        and images.shape[-1] == images.shape[-2]
+        and images.shape[-1] in (SIDE, SIDE + 4)
+    )
+
+
 def crop(images: Tensor) -> Tensor:
     """The central 28×28 of ``[B, C, H, W]`` images with H = W in {28, 32}."""
     h, w = images.shape[-2:]
