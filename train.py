@@ -52,7 +52,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
-LIBRARY_PACKAGES = ("ar_models", "vae_models", "datamodules", "callbacks")
+LIBRARY_PACKAGES = ("ar_models", "vae_models", "datamodules", "callbacks", "metrics")
 
 
 def hidden_library_packages() -> list[str]:

@@ -63,3 +63,14 @@ def test_a_module_hiding_a_library_package_is_named(tmp_path):
         proc.stderr
     )
     assert "rename them or run from another folder" in proc.stderr
+
+
+def test_setup_cfg_installs_every_package_of_the_repository():
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(REPO_ROOT / "setup.cfg")
+    listed = set(setup["options"]["packages"].split())
+    on_disk = {p.parent.name for p in REPO_ROOT.glob("*/__init__.py")} - {"tests", "configs"}
+    assert on_disk <= listed, f"add {sorted(on_disk - listed)} to [options] packages in setup.cfg"
+    assert "deepul_configs" in listed  # configs/, installed under that name
