@@ -183,3 +183,10 @@ def test_sample_labels_cycle_over_the_classes_or_the_given_ones():
     assert train.sample_labels(model, 5, [1, 0]).tolist() == [1, 0, 1, 0, 1]
     with pytest.raises(train.UsageError, match="expected labels in 0..2"):
         train.sample_labels(model, 4, [3])
+
+
+def test_an_evaluation_warns_about_nothing_the_user_can_act_on(evaluated, recwarn):
+    _, best, _ = evaluated
+    in_repo(["validate", f"--ckpt_path={best}", "--trainer.enable_progress_bar=false"])
+    messages = [str(w.message) for w in recwarn]
+    assert not [m for m in messages if "callbacks used to create the checkpoint" in m], messages
