@@ -72,6 +72,16 @@ def test_the_package_is_not_the_checkout(installed):
     assert "site-packages" in proc.stdout and str(REPO_ROOT) not in proc.stdout
 
 
+def test_the_package_data_is_installed(installed):
+    python, work, env = installed
+    check = (
+        "import train; from metrics.digits import digit_reader; digit_reader(); "
+        "print(train.shipped_configs())"
+    )
+    proc = run([str(python), "-c", check], work, env)
+    assert proc.stdout.strip().endswith("site-packages/deepul_configs")
+
+
 def test_the_console_command_trains_a_shipped_config_and_load_model_reads_it(installed):
     python, work, env = installed
     command = python.parent / "deepul-train"
