@@ -17,6 +17,7 @@ The optimiser minimises the mean NLL per dimension in nats; everything logged is
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import pytorch_lightning as pl
@@ -98,7 +99,7 @@ def unpack_batch(batch: Tensor | tuple | list) -> Tensor:
     return batch
 
 
-class DensityModel(pl.LightningModule):
+class DensityModel(pl.LightningModule, metaclass=ABCMeta):
     """Base LightningModule of every model: subclasses implement ``nll``, ``n_dims`` and ``sample``.
 
     Args:
@@ -129,14 +130,17 @@ class DensityModel(pl.LightningModule):
 
     # ------------------------------------------------------------------ the contract
     @property
+    @abstractmethod
     def n_dims(self) -> int:
         """Dimensions per example (for bits/dim)."""
         raise NotImplementedError
 
+    @abstractmethod
     def nll(self, x: Tensor) -> Tensor:
         """Negative log-likelihood of each example in nats, shape ``[B]``."""
         raise NotImplementedError
 
+    @abstractmethod
     def sample(self, n: int) -> Tensor:
         """``n`` samples shaped and typed like a batch ``x``, on the model's device."""
         raise NotImplementedError

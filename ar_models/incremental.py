@@ -23,16 +23,19 @@ from ar_models.masked_conv import MaskedConv2d
 
 
 class MaskedConvCache:
-    """The padded input of one k×k masked conv, position-major: ``[H + p, W + 2p, n, C_in]``,
-    p = k // 2, so that the window of a pixel is a few contiguous ``[n, C_in]`` blocks; ``output``
-    applies the conv's upper p + 1 kernel rows (those below the centre are masked) to a window.
-    Used by :class:`IncrementalNet` and by other incremental samplers (the PixelVAE decoder)."""
+    """The padded input of one k×k masked conv with dilation d, position-major:
+    ``[H + d·p, W + 2·d·p, n, C_in]``, p = k // 2, so that the window of a pixel is a few
+    ``[n, C_in]`` blocks; ``output`` applies the conv's upper p + 1 kernel rows (those below the
+    centre are masked) to a window. Used by :class:`IncrementalNet` and by other incremental
+    samplers (the PixelVAE decoder)."""
 
     def __init__(self, conv: MaskedConv2d, n: int, height: int, width: int) -> None:
         k = conv.kernel_size[0]
         self.p = k // 2
+        self.d = conv.dilation[0]
+        self.reach = self.d * self.p  # padding: how far the taps reach
         self.buffer = conv.weight.new_zeros(
-            height + self.p, width + 2 * self.p, n, conv.in_channels
+            height + self.reach, width + 2 * self.reach, n, conv.in_channels
         )
         # Rows below the centre are masked out: keep the upper p + 1 rows of the masked kernel,
         # ordered (row, column, input channel) like a flattened window.
@@ -41,11 +44,12 @@ class MaskedConvCache:
         self.bias = conv.bias
 
     def write(self, row: int, col: int, value: Tensor) -> None:
-        self.buffer[row + self.p, col + self.p] = value
+        self.buffer[row + self.reach, col + self.reach] = value
 
     def output(self, row: int, col: int) -> Tensor:
         """The conv's output ``[n, C_out]`` at (row, col) from the cached window."""
-        window = self.buffer[row : row + self.p + 1, col : col + 2 * self.p + 1]  # [p+1, k, n, C]
+        reach, d = self.reach, self.d
+        window = self.buffer[row : row + reach + 1 : d, col : col + 2 * reach + 1 : d]
         n = window.shape[2]
         return F.linear(window.permute(2, 0, 1, 3).reshape(n, -1), self.kernel, self.bias)
 

@@ -14,6 +14,10 @@ so checkpoints load into the textbook masked-weight form and back; ``forward`` s
 the kernel below the centre, which every mask zeroes (``masked_weight_forward`` is the reference).
 The module applies ``W ⊙ M`` on every call, so ``weight`` entries under zeros of the mask never
 matter (their gradient is zero too).
+
+With ``dilation`` d the taps are d pixels apart: tap (i, j) of the k×k mask reads the pixel
+(r + d·(i − k//2), c + d·(j − k//2)), still before (r, c) in raster order for every unmasked tap, so
+the properties above hold and the conv reaches d·(k//2) pixels instead of k//2.
 """
 
 from __future__ import annotations
@@ -52,13 +56,27 @@ class MaskedConv2d(nn.Conv2d):
         in_channels, out_channels: channel counts.
         kernel_size: k, odd.
         mask_type: ``"A"`` (centre excluded, first layer) or ``"B"`` (centre included).
+        dilation: d >= 1, the spacing of the taps (module docstring).
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        mask_type: str,
+        dilation: int = 1,
     ) -> None:
         mask = raster_mask(kernel_size, mask_type)
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+            raise ModelConfigError(f"dilation must be a positive integer, got {dilation!r}")
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=dilation * (kernel_size // 2),
+            dilation=dilation,
+        )
         self.mask_type = mask_type
         self.register_buffer("mask", mask.expand_as(self.weight).clone())
 
@@ -72,13 +90,15 @@ class MaskedConv2d(nn.Conv2d):
         k = self.kernel_size[0]
         if k == 1:
             return F.conv2d(x, self.weight * self.mask, self.bias)
-        p = k // 2
+        p, d = k // 2, self.dilation[0]
         kernel = (self.weight * self.mask)[:, :, : p + 1]
-        return F.conv2d(F.pad(x, (p, p, p, 0)), kernel, self.bias)
+        return F.conv2d(F.pad(x, (d * p, d * p, d * p, 0)), kernel, self.bias, dilation=d)
 
     def masked_weight_forward(self, x: Tensor) -> Tensor:
         """The textbook form, ``conv2d(x, W ⊙ M)`` over the full k×k kernel (the reference)."""
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+        return F.conv2d(
+            x, self.weight * self.mask, self.bias, padding=self.padding, dilation=self.dilation
+        )
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, mask_type={self.mask_type}"

@@ -37,6 +37,8 @@ Model hooks used by the callbacks (besides the :class:`DensityModel` contract):
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -60,11 +62,19 @@ def _norm(channels: int, layer_norm: bool) -> nn.Module:
 
 
 class ResidualBlock(nn.Module):
-    """``h + W₃ ∘ ReLU ∘ W₂ ∘ ReLU ∘ W₁ ∘ ReLU (h)`` with W₁: 1×1 (channels → bottleneck), W₂: k×k,
-    W₃: 1×1 (bottleneck → channels), all type-B masked (Figure 5 of van den Oord et al. 2016).
+    """``h + W₃ ∘ ReLU ∘ W₂ ∘ ReLU ∘ W₁ ∘ ReLU (h)`` with W₁: 1×1 (channels → bottleneck), W₂: k×k
+    (taps ``dilation`` apart), W₃: 1×1 (bottleneck → channels), all type-B masked (Figure 5 of van
+    den Oord et al. 2016).
     With ``layer_norm`` each ReLU is preceded by a layer normalisation over channels."""
 
-    def __init__(self, channels: int, bottleneck: int, kernel_size: int, layer_norm: bool) -> None:
+    def __init__(
+        self,
+        channels: int,
+        bottleneck: int,
+        kernel_size: int,
+        layer_norm: bool,
+        dilation: int = 1,
+    ) -> None:
         super().__init__()
         # The ReLUs after a conv or a norm work in place (nothing else reads their input); the
         # first must not: h is also the residual.
@@ -74,7 +84,7 @@ class ResidualBlock(nn.Module):
             MaskedConv2d(channels, bottleneck, 1, "B"),
             _norm(bottleneck, layer_norm),
             nn.ReLU(inplace=True),
-            MaskedConv2d(bottleneck, bottleneck, kernel_size, "B"),
+            MaskedConv2d(bottleneck, bottleneck, kernel_size, "B", dilation),
             _norm(bottleneck, layer_norm),
             nn.ReLU(inplace=True),
             MaskedConv2d(bottleneck, channels, 1, "B"),
@@ -96,6 +106,8 @@ class SpatialNet(nn.Module):
         first_kernel: size of the first, type-A conv (7).
         block_kernel: size of the middle conv of each block (3).
         layer_norm: layer normalisation over channels before each ReLU.
+        block_dilations: dilation of each block's middle conv, repeated cyclically over the
+            blocks (default all 1).
     """
 
     def __init__(
@@ -108,6 +120,7 @@ class SpatialNet(nn.Module):
         first_kernel: int = 7,
         block_kernel: int = 3,
         layer_norm: bool = False,
+        block_dilations: tuple[int, ...] = (1,),
     ) -> None:
         super().__init__()
         if min(in_channels, out_channels, n_filters, bottleneck) < 1 or n_blocks < 0:
@@ -116,13 +129,13 @@ class SpatialNet(nn.Module):
                 f"out={out_channels}, n_filters={n_filters}, bottleneck={bottleneck}, "
                 f"n_blocks={n_blocks}"
             )
-        self.receptive_radius = first_kernel // 2 + n_blocks * (block_kernel // 2)
+        if not block_dilations:
+            raise ModelConfigError("block_dilations must name at least one dilation")
+        dilations = [int(block_dilations[b % len(block_dilations)]) for b in range(n_blocks)]
+        self.receptive_radius = first_kernel // 2 + sum(d * (block_kernel // 2) for d in dilations)
         self.layers = nn.Sequential(
             MaskedConv2d(in_channels, n_filters, first_kernel, "A"),
-            *[
-                ResidualBlock(n_filters, bottleneck, block_kernel, layer_norm)
-                for _ in range(n_blocks)
-            ],
+            *[ResidualBlock(n_filters, bottleneck, block_kernel, layer_norm, d) for d in dilations],
             _norm(n_filters, layer_norm),
             nn.ReLU(inplace=True),  # its input is the last block's sum (or a conv's output)
             MaskedConv2d(n_filters, n_filters, 1, "B"),
@@ -191,6 +204,7 @@ class PixelCNNBase(DensityModel):
         first_kernel: int,
         block_kernel: int,
         layer_norm: bool,
+        block_dilations: tuple[int, ...] | None = None,
     ) -> SpatialNet:
         """The :class:`SpatialNet` reading the one-hot codes (C·K channels); the bottleneck
         defaults to ``n_filters // 2``."""
@@ -203,6 +217,7 @@ class PixelCNNBase(DensityModel):
             first_kernel,
             block_kernel,
             layer_norm,
+            tuple(block_dilations or (1,)),
         )
 
     # ------------------------------------------------------------------ contract
@@ -263,6 +278,7 @@ class PixelCNNBase(DensityModel):
         values[:, :, 0, 0] = logits[:, :, 0, 0]
         return values
 
+    @abstractmethod
     def code_logits(self, t: Tensor, t_in: Tensor) -> Tensor:
         """Logits ``[B, C, H, W, K]`` of the conditionals of the codes ``t``, the network reading
         ``t_in``."""
@@ -273,6 +289,7 @@ class PixelCNNBase(DensityModel):
         self.check_images(x)
         return self.code_nll(self.to_codes(x))
 
+    @abstractmethod
     def code_nll(self, t: Tensor) -> Tensor:
         """-log p_t(t) in nats per image."""
         raise NotImplementedError
@@ -285,6 +302,7 @@ class PixelCNNBase(DensityModel):
             )
 
     # ------------------------------------------------------------------ sampling
+    @abstractmethod
     def _draw_pixel(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
         """Draw all channels ``LongTensor[n, C]`` of one pixel from the network's output there."""
         raise NotImplementedError
@@ -340,6 +358,9 @@ class PixelCNN(PixelCNNBase):
         lr: Adam learning rate.
         relative_to_first: model each pixel's difference from the first pixel, modulo K
             (module docstring).
+        block_dilations: dilations of the blocks' middle convs, repeated over the blocks
+            (default all 1); the receptive radius is first_kernel // 2 + Σ_b d_b · (block_kernel
+            // 2).
     """
 
     def __init__(
@@ -354,6 +375,7 @@ class PixelCNN(PixelCNNBase):
         layer_norm: bool = False,
         lr: float = 1e-3,
         relative_to_first: bool = False,
+        block_dilations: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(image_shape, n_categories, lr, relative_to_first)
         self.save_hyperparameters()
@@ -365,6 +387,7 @@ class PixelCNN(PixelCNNBase):
             first_kernel,
             block_kernel,
             layer_norm,
+            block_dilations,
         )
 
     def _logits(self, x_in: Tensor) -> Tensor:
@@ -396,7 +419,7 @@ class PixelCNNMADE(PixelCNNBase):
 
     Args:
         image_shape, n_categories, n_filters, n_blocks, bottleneck, first_kernel, block_kernel,
-            layer_norm, lr, relative_to_first: see :class:`PixelCNN`.
+            layer_norm, lr, relative_to_first, block_dilations: see :class:`PixelCNN`.
         feature_dim: size of φ, default ``n_filters``.
         made_hidden_sizes: hidden widths of the MADE (128, 128).
     """
@@ -415,12 +438,20 @@ class PixelCNNMADE(PixelCNNBase):
         made_hidden_sizes: tuple[int, ...] = (128, 128),
         lr: float = 1e-3,
         relative_to_first: bool = False,
+        block_dilations: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(image_shape, n_categories, lr, relative_to_first)
         self.save_hyperparameters()
         feature_dim = feature_dim or n_filters
         self.net = self.spatial_net(
-            feature_dim, n_filters, n_blocks, bottleneck, first_kernel, block_kernel, layer_norm
+            feature_dim,
+            n_filters,
+            n_blocks,
+            bottleneck,
+            first_kernel,
+            block_kernel,
+            layer_norm,
+            block_dilations,
         )
         channels = self.image_shape[0]
         self.made = MADENet(channels, n_categories, list(made_hidden_sizes), aux_dim=feature_dim)

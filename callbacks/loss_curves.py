@@ -1,4 +1,9 @@
-"""Loss curves: train bits/dim per step and validation (and test) bits/dim per epoch, same axes."""
+"""Loss curves: train bits/dim per step and validation (and test) bits/dim per epoch, same axes.
+
+Each panel's title names the model and the quantity (the negative log-likelihood, or for a model
+with a KL term the negative ELBO, and its terms); when the y range leaves training points out
+(the first steps sit far above the rest), the title says how many.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,42 @@ from matplotlib.figure import Figure
 
 from callbacks.figures import save_figure, should_draw
 
+#: what each logged term measures, for the panel titles (``bpd`` depends on the model).
+TERM_NAMES = {"kl_bpd": "KL term", "recon_bpd": "reconstruction term"}
+
 
 def checkpoint_step(ckpt_path: str | None, default: int) -> int:
     """The training step at which ``ckpt_path`` was saved (``default`` without a checkpoint)."""
     if not ckpt_path or not Path(ckpt_path).is_file():
         return default
-    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=True)
     return int(checkpoint.get("global_step", default))
+
+
+def quantity_name(term: str, pl_module: pl.LightningModule | None) -> str:
+    """What ``<stage>/<term>`` measures: ``bpd`` is the negative log-likelihood, or the negative
+    ELBO for a model whose loss has a KL term; ``kl_bpd`` the KL term, and so on."""
+    if term == "bpd":
+        has_kl = "kl" in getattr(pl_module, "extra_terms", ())
+        return "negative ELBO" if has_kl else "negative log-likelihood"
+    return TERM_NAMES.get(term, term.removesuffix("_bpd"))
+
+
+def points_outside(
+    history: dict[str, list[tuple[int, float]]], term: str, limits: tuple[float, float]
+) -> tuple[int, int, int]:
+    """(below, above, total): finite training points under and over the y range ``limits``."""
+    train = [v for _, v in history.get(f"train/{term}", []) if math.isfinite(v)]
+    bottom, top = limits
+    return sum(v < bottom for v in train), sum(v > top for v in train), len(train)
+
+
+def clipping_note(below: int, above: int, total: int) -> str:
+    """A line saying how many training points the y range leaves out ("" when none)."""
+    parts = [f"{count:,} {where}" for count, where in ((above, "above"), (below, "below")) if count]
+    if not parts:
+        return ""
+    return f"y range clipped: {' and '.join(parts)} of {total:,} training points not shown"
 
 
 def y_limits(history: dict[str, list[tuple[int, float]]], term: str) -> tuple[float, float] | None:
@@ -87,9 +121,13 @@ class LossCurves(pl.Callback):
             self.history = {k: [tuple(p) for p in v] for k, v in state_dict["history"].items()}
 
     def draw(self, trainer: pl.Trainer) -> None:
-        if not should_draw(trainer) or not self.history:
+        """One panel per term; nothing without training history (a test of a checkpoint alone
+        has a single point to show)."""
+        if not should_draw(trainer) or not any(k.startswith("train/") for k in self.history):
             return
-        fig = Figure(figsize=(6.4 * len(self.terms), 4.2))
+        pl_module = trainer.lightning_module
+        model_name = type(pl_module).__name__ if pl_module is not None else "model"
+        fig = Figure(figsize=(6.4 * len(self.terms), 4.4), layout="constrained")
         axes = fig.subplots(1, len(self.terms), squeeze=False)[0]
         styles = {
             "train": dict(lw=0.8, alpha=0.6, label="train (per minibatch)"),
@@ -102,12 +140,15 @@ class LossCurves(pl.Callback):
                 if points:
                     steps, values = zip(*points, strict=True)
                     ax.plot(steps, values, **style)
+            title = f"{model_name}: {quantity_name(term, pl_module)} (bits/dim)"
             limits = y_limits(self.history, term)
             if limits is not None:
                 ax.set_ylim(*limits)
+                note = clipping_note(*points_outside(self.history, term, limits))
+                title += f"\n{note}" if note else ""
             ax.set_xlabel("training step")
-            ax.set_ylabel(f"{term.replace('_bpd', '')} (bits/dim)" if term != "bpd" else "bits/dim")
-            ax.set_title(term)
+            ax.set_ylabel("bits/dim")
+            ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
             ax.legend()
         save_figure(trainer, fig, self.name)

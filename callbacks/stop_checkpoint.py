@@ -120,8 +120,8 @@ class StopCheckpoint(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        if trainer.sanity_checking or not trainer.training:
-            return
+        if trainer.sanity_checking or not trainer.training or trainer.global_step == 0:
+            return  # before the first optimiser step there is nothing to keep
         prefix = "nonfinite" if isinstance(exception, NonFiniteLossError) else "interrupted"
         path = checkpoint_dir(trainer) / f"{prefix}-step{trainer.global_step}.ckpt"
         save_on_rank_zero(trainer, path)

@@ -72,6 +72,13 @@ def load_distribution(path: str | Path, sum_tolerance: float = 1e-3) -> np.ndarr
     path = str(path)
     if not Path(path).is_file():
         raise DataError(f"{path}: no such file; expected a .npy array of shape [K, K]")
+    with open(path, "rb") as file:
+        magic = file.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):  # neither .npy nor .npz
+        raise DataError(
+            f"{path}: not a readable .npy file: it lacks the .npy header (a text or CSV file? load "
+            "it and save the array with np.save); expected np.save of a [K, K] array"
+        )
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:

@@ -21,12 +21,17 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [SMALL, {**SMALL, "layer_norm": True}, dict(image_shape=(3, 28, 28))],  # the last: default size
-    ids=["small", "small-layernorm", "default"],
+    [
+        SMALL,
+        {**SMALL, "layer_norm": True},
+        {**SMALL, "block_dilations": (3, 1)},
+        dict(image_shape=(3, 28, 28)),  # the default size
+    ],
+    ids=["small", "small-layernorm", "small-dilated", "default"],
 )
 def test_every_step_equals_the_full_forward_pass(kwargs):
     model = PixelCNN(**kwargs).eval()
-    if kwargs is not SMALL:
+    if kwargs["image_shape"] == (3, 28, 28):
         torch.manual_seed(0)  # the default initialisation, at the handout's size
     else:
         randomise(model)
@@ -40,8 +45,10 @@ def test_every_step_equals_the_full_forward_pass(kwargs):
 
 @pytest.mark.parametrize("cls", [PixelCNN, PixelCNNMADE])
 @pytest.mark.parametrize("relative_to_first", [False, True])
-def test_cached_and_naive_samplers_draw_the_same_images(cls, relative_to_first):
-    model = randomise(cls(**SMALL, relative_to_first=relative_to_first)).double()  # float64
+@pytest.mark.parametrize("dilations", [(1,), (2, 1)], ids=["plain", "dilated"])
+def test_cached_and_naive_samplers_draw_the_same_images(cls, relative_to_first, dilations):
+    model = cls(**SMALL, relative_to_first=relative_to_first, block_dilations=dilations)
+    model = randomise(model).double()  # float64
     draws = []
     for cached in (True, False):
         generator = torch.Generator().manual_seed(7)
@@ -59,12 +66,15 @@ def test_cached_sampler_follows_the_model():
     assert torch.isfinite(nll).all()
 
 
-@pytest.mark.parametrize("kernel, mask_type", [(1, "B"), (3, "B"), (5, "A"), (7, "A"), (7, "B")])
-def test_cropped_masked_conv_equals_the_masked_weight_form(kernel, mask_type):
+@pytest.mark.parametrize(
+    "kernel, mask_type, dilation",
+    [(1, "B", 1), (3, "B", 1), (5, "A", 1), (7, "A", 1), (7, "B", 1), (3, "B", 2), (5, "A", 3)],
+)
+def test_cropped_masked_conv_equals_the_masked_weight_form(kernel, mask_type, dilation):
     from ar_models.masked_conv import MaskedConv2d
 
     torch.manual_seed(kernel)
-    conv = MaskedConv2d(5, 6, kernel, mask_type)
+    conv = MaskedConv2d(5, 6, kernel, mask_type, dilation)
     x = torch.randn(3, 5, 11, 9)
     assert (conv(x) - conv.masked_weight_forward(x)).abs().max().item() < 1e-5
     x_last = x.contiguous(memory_format=torch.channels_last)

@@ -22,8 +22,9 @@ MODELS = [
     (PixelCNNMADE, SMALL_MADE),
     (PixelCNN, dict(SMALL, **REL)),
     (PixelCNNMADE, dict(SMALL_MADE, **REL)),
+    (PixelCNNMADE, dict(SMALL_MADE, block_dilations=(2, 1))),
 ]
-IDS = ["PixelCNN", "PixelCNNMADE", "PixelCNN-relative", "PixelCNNMADE-relative"]
+IDS = ["PixelCNN", "PixelCNNMADE", "PixelCNN-relative", "PixelCNNMADE-relative", "dilated"]
 
 
 def make(cls: type, shape: tuple[int, int, int], seed: int = 0, **kw: object) -> torch.nn.Module:
@@ -240,6 +241,28 @@ def test_relative_codes(cls: type) -> None:
     for ch, k in itertools.product(range(3), range(4)):
         code = (k - x[0, ch, 0, 0]) % 4
         torch.testing.assert_close(on_x[0, ch, 1, 1, k], on_t[0, ch, 1, 1, code])
+
+
+def test_dilated_receptive_field_is_exactly_the_dilated_taps() -> None:
+    """Two blocks of 3×3 convs dilated 2 then 1 after a 3×3 type-A conv: the logits at a pixel read
+    the offsets of the Minkowski sum of the three masks' taps, scaled by their dilations."""
+    model = make(
+        PixelCNN,
+        (1, 11, 11),
+        first_kernel=3,
+        n_filters=8,
+        n_blocks=2,
+        block_dilations=(2, 1),
+        n_categories=2,
+    )
+    assert model.receptive_radius == 1 + 2 + 1
+    taps = [(0, 0)]
+    for d, kind in [(1, "A"), (2, "B"), (1, "B")]:
+        offsets = [(d * (i - 1), d * (j - 1)) for i, j in raster_mask(3, kind).nonzero().tolist()]
+        taps = sorted({(r + a, c + b) for r, c in taps for a, b in offsets})
+    grad = spatial_dependence(model, [(6, 5)]).amax(dim=1)[0]
+    read = {(r - 6, c - 5) for r, c in (grad > 0).nonzero().tolist()}
+    assert read == set(taps)
 
 
 def test_nll_rejects_wrong_image_shape() -> None:

@@ -75,4 +75,5 @@ def test_missing_and_truncated_checkpoints(tmp_path, capsys):
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(good.read_bytes()[:200])
     code, err = run_main(["test", *CONFIG[1:3], f"--ckpt_path={truncated}"], capsys)
-    assert code == 2 and "truncated.ckpt cannot be read" in err
+    assert code == 2 and "truncated.ckpt is incomplete or not a checkpoint" in err
+    assert "was it truncated" in err and "Errno" not in err

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import train
+from ar_models import Histogram
 
 REPO = Path(train.__file__).parent
 ARGS = [
@@ -75,3 +76,36 @@ def test_resumed_run_logs_the_same_metrics_and_keeps_the_earlier_rows(runs):
     assert rows(split, "val/bpd") == rows(full, "val/bpd")
     results = [json.loads((r / "results.json").read_text()) for r in (full, split)]
     assert results[0]["test/bpd"] == results[1]["test/bpd"]
+
+
+def crash_at_step(step: int):
+    """A ``training_step`` that raises at global step ``step`` (a crash mid-epoch)."""
+    original = Histogram.training_step
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == step:
+            raise RuntimeError(f"simulated crash at step {step}")
+        return original(self, batch, batch_idx)
+
+    return training_step
+
+
+def test_resume_after_a_crash_logs_each_step_once(tmp_path, monkeypatch):
+    """A crash at step 35 leaves rows up to step 34 and last.ckpt of the end of epoch 0 (step
+    25); the resumed run logs steps 25..34 again, so their first rows are dropped."""
+    monkeypatch.chdir(REPO)
+    two_epochs = [*ARGS, "--trainer.max_epochs=2"]
+    train.main([*two_epochs, f"--trainer.default_root_dir={tmp_path / 'full'}"])
+    crashed = tmp_path / "crashed"
+    with monkeypatch.context() as patch:
+        patch.setattr(Histogram, "training_step", crash_at_step(35))
+        with pytest.raises(RuntimeError, match="simulated crash at step 35"):
+            train.main([*two_epochs, f"--trainer.default_root_dir={crashed}"])
+    assert max(rows(crashed, "train/bpd")) == 34
+    assert torch.load(crashed / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 25
+    train.main([*two_epochs, f"--trainer.default_root_dir={crashed}", "--ckpt_path=last"])
+    table = list(csv.DictReader(open(crashed / "metrics.csv")))
+    train_steps = [int(r["step"]) for r in table if r.get("train/bpd")]
+    assert sorted(train_steps) == list(range(50))  # each step once
+    assert rows(crashed, "train/bpd") == rows(tmp_path / "full", "train/bpd")
+    assert rows(crashed, "val/bpd") == rows(tmp_path / "full", "val/bpd")
