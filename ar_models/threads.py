@@ -39,9 +39,19 @@ def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+CONVOLUTIONS = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+
+
 def model_kind(model: nn.Module) -> str:
-    """``"conv"`` if ``model`` contains a convolution, else ``"mlp"``."""
-    convolutional = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+    """``"conv"`` if ``model`` contains a convolution (or a subclass of one), else ``"mlp"``."""
+    convolutional = any(isinstance(m, CONVOLUTIONS) for m in model.modules())
     return "conv" if convolutional else "mlp"
 
 

@@ -5,12 +5,15 @@ every epoch end.
 * **When.** After a training batch, once ``every_minutes`` have passed since the last checkpoint of
   this run (any checkpoint: the epoch-end save of a :class:`~pytorch_lightning.callbacks.
   ModelCheckpoint` restarts the clock too). Not after the last batch of an epoch (the epoch-end save
-  follows at once) nor inside a gradient-accumulation window (the accumulated gradients are not in
-  a checkpoint). At the end of every training epoch, unless a ModelCheckpoint with
-  ``save_last=True`` writes the same file there (it runs after this callback), a checkpoint was
-  already written after the epoch's last batch, or the epoch stopped early (``max_steps``, early
-  stopping: :class:`callbacks.stop_checkpoint.StopCheckpoint` saves there; a save at the epoch's
-  end would mark it as finished). Nothing under ``fast_dev_run``.
+  follows at once), nor inside a gradient-accumulation window (the accumulated gradients are not in
+  a checkpoint), nor after a batch whose metrics are logged (every ``log_every_n_steps``-th, when
+  that is > 1: Lightning writes the row after the batch-end hooks, and a kill between the
+  checkpoint and the row would lose the row); the next batch saves instead.
+  At the end of every training epoch, unless a ModelCheckpoint with ``save_last=True`` writes the
+  same file there (it runs after this callback), a checkpoint was already written after the
+  epoch's last batch, or the epoch stopped early (``max_steps``, early stopping:
+  :class:`callbacks.stop_checkpoint.StopCheckpoint` saves there; a save at the epoch's end would
+  mark it as finished). Nothing under ``fast_dev_run``.
 * **What.** The full training state through ``trainer.save_checkpoint``: a save after a batch
   resumes mid-epoch at the next batch (the data modules' samplers record the batches served), so
   ``--ckpt_path last`` continues exactly where the file was written.
@@ -103,7 +106,11 @@ class TimedCheckpoint(pl.Callback):
             return
         last_of_epoch = self._epoch_finished
         accumulating = (batch_idx + 1) % trainer.accumulate_grad_batches != 0
-        if last_of_epoch or accumulating:
+        # Lightning writes a batch's logged row after the batch-end hooks: a kill between this
+        # checkpoint and that row would lose the row for good (the resumed run starts after it).
+        every = trainer.log_every_n_steps
+        logs_this_batch = every > 1 and trainer.global_step % every == 0
+        if last_of_epoch or accumulating or logs_this_batch:
             return
         if self._due(trainer):
             save_last(trainer, self.path(trainer))

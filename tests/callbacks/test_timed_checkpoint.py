@@ -94,6 +94,21 @@ def test_no_mid_epoch_save_inside_a_gradient_accumulation_window(tmp_path, monke
     assert steps[0] == 2 and all(isinstance(s, int) for s in steps)
 
 
+def test_no_mid_epoch_save_after_a_batch_whose_metrics_are_logged(tmp_path, monkeypatch):
+    """Lightning writes the logged row of every 4th step after the batch-end hooks: the save
+    moves to the next batch, so that a kill after the checkpoint cannot lose that row."""
+    _, steps = fit(
+        tmp_path,
+        monkeypatch,
+        TimedCheckpoint(every_minutes=3 / 60),
+        with_model_checkpoint=False,
+        log_every_n_steps=4,
+    )
+    mid_epoch = [s for s in steps if s % 15 != 0]
+    assert mid_epoch == [3, 6, 9, 13, 18, 21, 25, 29]
+    assert all(s % 4 != 0 for s in mid_epoch)
+
+
 def test_listed_before_an_ema_it_stops_with_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="list it after EMA"):
         fit(tmp_path, monkeypatch, TimedCheckpoint(), EMA(), with_model_checkpoint=False)
