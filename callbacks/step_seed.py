@@ -6,13 +6,13 @@ from a checkpoint would continue with other numbers than the uninterrupted run, 
 steps Lightning itself draws from it (every new DataLoader iterator takes a seed from it), so even a
 saved state could not simply be put back.
 
-:class:`StepSeed` seeds the global generators (torch on every device, numpy's legacy global state,
-Python's ``random``) before every training batch with a seed that is a function of the run's base
-seed, the epoch, the batch index in the epoch and the process rank only. Everything random in that
-batch's step, and in what runs after it until the next batch (validation, figures), is then the same
-in a resumed run as in an uninterrupted one. The base seed is drawn once from torch's generator at
-the first training batch (so it follows ``seed_everything``; rank zero's with several processes) and
-stored in the checkpoint.
+:class:`StepSeed` seeds the global generators (torch on the CPU, CUDA and MPS, numpy's legacy
+global state, Python's ``random``) before every training batch with a seed that is a function of
+the run's base seed, the epoch, the batch index in the epoch and the process rank only. Everything
+random in that batch's step, and in what runs after it until the next batch (validation, figures),
+is then the same in a resumed run as in an uninterrupted one. The base seed is drawn once from
+torch's generator at the first training batch (so it follows ``seed_everything``; rank zero's with
+several processes) and stored in the checkpoint.
 
 Random numbers drawn while the data loader fetches a batch are the data module's concern (this
 library's samplers use their own seeded generators).
@@ -30,6 +30,7 @@ import pytorch_lightning as pl
 import torch
 
 _MASK64 = (1 << 64) - 1
+_MPS = torch.backends.mps.is_available()
 
 
 def step_seed(base_seed: int, epoch: int, batch_idx: int, rank: int) -> int:
@@ -39,8 +40,16 @@ def step_seed(base_seed: int, epoch: int, batch_idx: int, rank: int) -> int:
 
 
 def seed_all(seed: int) -> None:
-    """Seed torch (CPU and every accelerator), numpy's global state and Python's ``random``."""
-    torch.manual_seed(seed)
+    """Seed torch's CPU generator and those of the CUDA devices (once CUDA is initialised) and of
+    MPS (where available), numpy's global state and Python's ``random``.
+
+    (``torch.manual_seed`` does the same for torch but also queues lazy seeds for every backend on
+    each call: about 0.4 ms, a tenth of a small model's training step.)"""
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(seed)
+    if _MPS:
+        torch.mps.manual_seed(seed)
     np.random.seed(seed & 0xFFFF_FFFF)
     random.seed(seed)
 

@@ -76,3 +76,20 @@ def test_seeds_depend_on_every_argument_and_nothing_else():
     assert len(seeds) == 16
     assert step_seed(5, 2, 3, 0) == step_seed(5, 2, 3, 0)
     assert all(0 <= s < 2**64 for s in seeds)
+
+
+def test_seed_all_seeds_torch_numpy_and_random_like_their_own_seed_functions():
+    import random
+
+    import numpy as np
+
+    from callbacks.step_seed import seed_all
+
+    seed = step_seed(7, 1, 2, 0)
+    seed_all(seed)
+    drawn = (torch.rand(4), np.random.rand(4), random.random())
+    torch.manual_seed(seed)
+    np.random.seed(seed & 0xFFFF_FFFF)
+    random.seed(seed)
+    assert torch.equal(drawn[0], torch.rand(4))
+    assert np.array_equal(drawn[1], np.random.rand(4)) and drawn[2] == random.random()
