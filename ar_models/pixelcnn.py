@@ -23,8 +23,14 @@ first pixel, modulo K: t_0 = x_0, t_j = (x_j - x_0) mod K channel by channel. T 
 the images, so the model of the codes, p(x) = p_t(T(x)), is exactly as normalised and as
 autoregressive as the plain one (x_0 precedes every other pixel); the network reads and predicts
 t. On coloured MNIST x_0 is the background colour, so the background is always code (0, 0, 0) and
-a digit's strokes are one code per image: the network no longer has to learn to compare colours
-(README, HW1 §3, measures what this changes).
+a digit's strokes are one code per image: the network no longer has to learn to compare colours.
+
+``palette_codes`` (both models) codes each pixel by the place of its colour in the image's palette,
+the colours in order of first appearance (:func:`ar_models.codes.palette_codes`, also a bijection
+read in raster order): on a coloured digit every background pixel after the first is code 0 and
+every foreground pixel after the first is code 1, whatever the two colours, so after its first
+stroke pixel the network models a binary image. ``conditional_logits`` then gives the logits of
+the codes (the conditionals of a colour's digits do not map channel by channel to those of x).
 
 Model hooks used by the callbacks (besides the :class:`DensityModel` contract):
 
@@ -43,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ar_models import codes
 from ar_models.base import DensityModel, ModelConfigError
 from ar_models.incremental import IncrementalNet
 from ar_models.made import MADENet
@@ -174,7 +181,8 @@ class PixelCNNBase(DensityModel):
         image_shape: (C, H, W) of the images.
         n_categories: K, values per channel.
         lr: Adam learning rate.
-        relative_to_first: model the codes t = T(x) of the module docstring instead of x.
+        relative_to_first: model the relative codes of the module docstring instead of x.
+        palette_codes: model the palette codes of the module docstring instead of x.
     """
 
     net: SpatialNet
@@ -185,13 +193,22 @@ class PixelCNNBase(DensityModel):
         n_categories: int,
         lr: float = 1e-3,
         relative_to_first: bool = False,
+        palette_codes: bool = False,
     ) -> None:
         super().__init__(lr=lr)
         self.relative_to_first = relative_to_first
+        self.palette_codes = palette_codes
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise ModelConfigError(f"image_shape must be (C, H, W) >= 1, got {image_shape}")
         if n_categories < 2:
             raise ModelConfigError(f"n_categories must be >= 2, got {n_categories}")
+        if relative_to_first and palette_codes:
+            raise ModelConfigError("choose one of relative_to_first and palette_codes, not both")
+        if palette_codes and n_categories ** image_shape[0] > codes.MAX_PALETTE_COLOURS:
+            raise ModelConfigError(
+                f"palette_codes supports at most {codes.MAX_PALETTE_COLOURS} colours, got "
+                f"{n_categories}^{image_shape[0]} (K^C)"
+            )
         self.image_shape = tuple(int(s) for s in image_shape)
         self.n_categories = n_categories
 
@@ -232,21 +249,21 @@ class PixelCNNBase(DensityModel):
         return self.net.receptive_radius
 
     def to_codes(self, x: Tensor) -> Tensor:
-        """The values the network models: ``x`` itself, or with ``relative_to_first``
-        t_0 = x_0 and t_j = (x_j - x_0) mod K for every later pixel j."""
-        if not self.relative_to_first:
-            return x
-        t = torch.remainder(x - x[:, :, :1, :1], self.n_categories)
-        t[:, :, 0, 0] = x[:, :, 0, 0]
-        return t
+        """The values the network models: ``x`` itself, its relative codes
+        (``relative_to_first``) or its palette codes (``palette_codes``)."""
+        if self.relative_to_first:
+            return codes.relative_codes(x, self.n_categories)
+        if self.palette_codes:
+            return codes.palette_codes(x, self.n_categories)
+        return x
 
     def from_codes(self, t: Tensor) -> Tensor:
         """The images of codes ``t``, the inverse of :meth:`to_codes`."""
-        if not self.relative_to_first:
-            return t
-        x = torch.remainder(t + t[:, :, :1, :1], self.n_categories)
-        x[:, :, 0, 0] = t[:, :, 0, 0]
-        return x
+        if self.relative_to_first:
+            return codes.from_relative_codes(t, self.n_categories)
+        if self.palette_codes:
+            return codes.from_palette_codes(t, self.n_categories)
+        return t
 
     def one_hot(self, t: Tensor) -> Tensor:
         """One-hot codes ``[B, C·K, H, W]`` (channel c, value k at input channel c·K + k), in the
@@ -264,8 +281,9 @@ class PixelCNNBase(DensityModel):
         return self.one_hot(self.to_codes(x))
 
     def conditional_logits(self, x: Tensor, x_in: Tensor | None = None) -> Tensor:
-        """Logits ``[B, C, H, W, K]`` of every conditional p(x_{c,i} | ...) over the values of x;
-        the spatial network reads ``x_in`` (default ``embed(x)``)."""
+        """Logits ``[B, C, H, W, K]`` of every conditional p(x_{c,i} | ...) over the values of x
+        (of the codes with ``palette_codes``); the spatial network reads ``x_in`` (default
+        ``embed(x)``)."""
         t = self.to_codes(x)
         logits = self.code_logits(t, self.one_hot(t) if x_in is None else x_in)
         if not self.relative_to_first:
@@ -358,6 +376,7 @@ class PixelCNN(PixelCNNBase):
         lr: Adam learning rate.
         relative_to_first: model each pixel's difference from the first pixel, modulo K
             (module docstring).
+        palette_codes: model each pixel's place in the image's palette (module docstring).
         block_dilations: dilations of the blocks' middle convs, repeated over the blocks
             (default all 1); the receptive radius is first_kernel // 2 + Σ_b d_b · (block_kernel
             // 2).
@@ -376,8 +395,9 @@ class PixelCNN(PixelCNNBase):
         lr: float = 1e-3,
         relative_to_first: bool = False,
         block_dilations: tuple[int, ...] | None = None,
+        palette_codes: bool = False,
     ) -> None:
-        super().__init__(image_shape, n_categories, lr, relative_to_first)
+        super().__init__(image_shape, n_categories, lr, relative_to_first, palette_codes)
         self.save_hyperparameters()
         self.net = self.spatial_net(
             self.image_shape[0] * n_categories,
@@ -419,7 +439,8 @@ class PixelCNNMADE(PixelCNNBase):
 
     Args:
         image_shape, n_categories, n_filters, n_blocks, bottleneck, first_kernel, block_kernel,
-            layer_norm, lr, relative_to_first, block_dilations: see :class:`PixelCNN`.
+            layer_norm, lr, relative_to_first, block_dilations, palette_codes: see
+            :class:`PixelCNN`.
         feature_dim: size of φ, default ``n_filters``.
         made_hidden_sizes: hidden widths of the MADE (128, 128).
     """
@@ -439,8 +460,9 @@ class PixelCNNMADE(PixelCNNBase):
         lr: float = 1e-3,
         relative_to_first: bool = False,
         block_dilations: tuple[int, ...] | None = None,
+        palette_codes: bool = False,
     ) -> None:
-        super().__init__(image_shape, n_categories, lr, relative_to_first)
+        super().__init__(image_shape, n_categories, lr, relative_to_first, palette_codes)
         self.save_hyperparameters()
         feature_dim = feature_dim or n_filters
         self.net = self.spatial_net(

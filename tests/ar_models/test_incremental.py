@@ -44,10 +44,12 @@ def test_every_step_equals_the_full_forward_pass(kwargs):
 
 
 @pytest.mark.parametrize("cls", [PixelCNN, PixelCNNMADE])
-@pytest.mark.parametrize("relative_to_first", [False, True])
+@pytest.mark.parametrize(
+    "coding", [{}, {"relative_to_first": True}, {"palette_codes": True}], ids=["x", "rel", "pal"]
+)
 @pytest.mark.parametrize("dilations", [(1,), (2, 1)], ids=["plain", "dilated"])
-def test_cached_and_naive_samplers_draw_the_same_images(cls, relative_to_first, dilations):
-    model = cls(**SMALL, relative_to_first=relative_to_first, block_dilations=dilations)
+def test_cached_and_naive_samplers_draw_the_same_images(cls, coding, dilations):
+    model = cls(**SMALL, **coding, block_dilations=dilations)
     model = randomise(model).double()  # float64
     draws = []
     for cached in (True, False):

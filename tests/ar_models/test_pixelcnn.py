@@ -23,8 +23,18 @@ MODELS = [
     (PixelCNN, dict(SMALL, **REL)),
     (PixelCNNMADE, dict(SMALL_MADE, **REL)),
     (PixelCNNMADE, dict(SMALL_MADE, block_dilations=(2, 1))),
+    (PixelCNN, dict(SMALL, palette_codes=True)),
+    (PixelCNNMADE, dict(SMALL_MADE, palette_codes=True)),
 ]
-IDS = ["PixelCNN", "PixelCNNMADE", "PixelCNN-relative", "PixelCNNMADE-relative", "dilated"]
+IDS = [
+    "PixelCNN",
+    "PixelCNNMADE",
+    "PixelCNN-relative",
+    "PixelCNNMADE-relative",
+    "dilated",
+    "PixelCNN-palette",
+    "PixelCNNMADE-palette",
+]
 
 
 def make(cls: type, shape: tuple[int, int, int], seed: int = 0, **kw: object) -> torch.nn.Module:
@@ -105,15 +115,22 @@ def check_future_perturbation(model: torch.nn.Module, pixels: list[tuple[int, in
 
 def check_within_pixel(model: PixelCNNMADE, pixels: list[tuple[int, int]]) -> None:
     """PixelCNN-MADE: changing channel c' of pixel i leaves the logits of channels <= c' at i
-    unchanged, and changes those of some channel > c' (the MADE is not vacuous)."""
+    unchanged, and changes those of some channel > c' (the MADE is not vacuous). With palette codes
+    the channels are those of the codes (a colour's code is a function of all its channels)."""
     c, h, w = model.image_shape
     k = model.n_categories
+
+    def logits(t: torch.Tensor) -> torch.Tensor:
+        if model.palette_codes:
+            return model.code_logits(t, model.one_hot(t))
+        return model.conditional_logits(t)
+
     x = torch.randint(0, k, (1, c, h, w))
-    base = model.conditional_logits(x)
+    base = logits(x)
     for (r, col), changed in itertools.product(pixels, range(c)):
         y = x.clone()
         y[0, changed, r, col] = (y[0, changed, r, col] + 1) % k
-        out = model.conditional_logits(y)
+        out = logits(y)
         torch.testing.assert_close(
             out[0, : changed + 1, r, col], base[0, : changed + 1, r, col], rtol=0, atol=0
         )
@@ -174,9 +191,10 @@ def test_three_channel_2x2_chain_rule(cls: type, kw: dict) -> None:
     probabilities read from ``conditional_logits`` (nll and the conditionals agree)."""
     model = make(cls, (3, 2, 2), **kw)
     x = torch.randint(0, 4, (64, 3, 2, 2))
+    target = model.to_codes(x) if model.palette_codes else x  # palette: logits of the codes
     with torch.no_grad():
         log_cond = torch.log_softmax(model.conditional_logits(x), dim=-1)
-        picked = log_cond.gather(-1, x.unsqueeze(-1)).squeeze(-1)
+        picked = log_cond.gather(-1, target.unsqueeze(-1)).squeeze(-1)
         torch.testing.assert_close(-model.nll(x), picked.sum(dim=(1, 2, 3)))
     # summing p over the last pixel's 64 values leaves p(first three pixels), read from the
     # conditionals of those pixels
