@@ -2,7 +2,7 @@
 
 :func:`digit_reader` loads the classifier that :mod:`metrics.train_digit_reader` trains on the
 embedded MNIST training digits (shipped as ``metrics/digit_reader.pt``; where that file is missing
-it is trained once, about a minute on a CPU, and cached in ``$DEEPUL_CACHE`` or
+it is trained once, several minutes on a CPU, and cached in ``$DEEPUL_CACHE`` or
 ``~/.cache/deepul-lightning``). Nothing is downloaded.
 
 :meth:`DigitReader.read` reduces images ``LongTensor[B, 3, H, W]`` (H = W = 28, or 32 of which the
@@ -139,7 +139,7 @@ def load_payload() -> dict[str, Any]:
     target = cache_path()
     print(
         f"sample-quality metric: {SHIPPED_WEIGHTS} is missing; training the digit classifier "
-        f"once on the embedded MNIST digits (about a minute), cached in {target}"
+        f"once on the embedded MNIST digits (several minutes), cached in {target}"
     )
     payload = train_reader(verbose=True)
     save_payload(payload, target)

