@@ -2,7 +2,8 @@
 initialisation (HW1 §3): which input pixels can the conditional p(x_{r,c,ch} | ...) see?
 
 Model hooks used (see ``ar_models.pixelcnn``): ``image_shape``, ``n_categories``, ``embed(x)``,
-``conditional_logits(x, x_in)`` and, for drawing the nominal box, ``receptive_radius``. A fresh copy
+``conditional_logits(x, x_in[, y])`` (``y`` for class-conditional models, ``n_classes`` > 0) and,
+for drawing the nominal box, ``receptive_radius``. A fresh copy
 of the model is built from ``model.hparams`` (so the model must call ``save_hyperparameters()``).
 """
 
@@ -45,8 +46,14 @@ def input_gradient(
     device = next(model.parameters()).device
     x = torch.randint(0, model.n_categories, (1, c, h, w), generator=generator).to(device)
     x_in = model.embed(x).detach().requires_grad_(True)
+    # a class-conditional model is read for label 0 (labels do not change what the network sees)
+    kwargs = (
+        {"y": torch.zeros(1, dtype=torch.long, device=device)}
+        if getattr(model, "n_classes", 0)
+        else {}
+    )
     with torch.enable_grad():
-        logits = model.conditional_logits(x, x_in)[0, channel, row, col]
+        logits = model.conditional_logits(x, x_in, **kwargs)[0, channel, row, col]
         log_prob = F.log_softmax(logits, dim=-1)[x[0, channel, row, col]]
         (grad,) = torch.autograd.grad(log_prob, x_in)
     return grad.abs().amax(dim=1)[0].cpu().numpy()
