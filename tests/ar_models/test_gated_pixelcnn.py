@@ -5,6 +5,8 @@ read by conditional models and checked, and labels ignored by every other model.
 from __future__ import annotations
 
 import itertools
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from scipy import stats
 from ar_models.base import ModelConfigError
 from ar_models.gated_pixelcnn import GatedPixelCNN, stepped_features
 from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
-from callbacks.receptive_field import fresh_copy, input_gradient
+from callbacks.receptive_field import fresh_copy, input_gradient, nominal_field
 
 SMALL = dict(n_filters=8, n_layers=2, skip_channels=32, made_hidden_sizes=(16, 16))
 VARIANTS = [
@@ -108,15 +110,6 @@ def spatial_gradient(model: GatedPixelCNN, pixels: list[tuple[int, int]], y) -> 
     return x_in.grad.abs().amax(dim=1)
 
 
-def causal_box(h: int, w: int, row: int, col: int, radius: int) -> np.ndarray:
-    """The pixels the conditionals at (row, col) should read: rows row-R..row-1 with columns
-    col-R..col+R, and columns col-R..col-1 of row ``row`` (clipped to the image)."""
-    box = np.zeros((h, w), bool)
-    box[max(row - radius, 0) : row, max(col - radius, 0) : col + radius + 1] = True
-    box[row, max(col - radius, 0) : col] = True
-    return box
-
-
 @pytest.mark.parametrize("kw", VARIANTS, ids=IDS)
 def test_every_pixel_reads_exactly_the_pixels_before_it_in_its_box(kw: dict) -> None:
     """On 9×9 images (R = 3 + 2 = 5): the logits at every pixel have a non-zero gradient with
@@ -127,7 +120,7 @@ def test_every_pixel_reads_exactly_the_pixels_before_it_in_its_box(kw: dict) -> 
     pixels = [(r, c) for r in range(9) for c in range(9)]
     grad = spatial_gradient(model, pixels, labels_for(model, len(pixels))).numpy()
     for k, (r, c) in enumerate(pixels):
-        box = causal_box(9, 9, r, c, 5)
+        box = nominal_field((9, 9), (r, c), 5)
         assert not grad[k][~box].any(), f"logits at {(r, c)} read pixels outside the box"
         assert (grad[k][box] > 0).all(), f"logits at {(r, c)} miss pixels of the box"
 
@@ -173,7 +166,7 @@ def test_default_configuration_has_no_blind_spot(channel_model: str) -> None:
     gated = fresh_copy(GatedPixelCNN(channel_model=channel_model))
     assert gated.receptive_radius == 15
     support = input_gradient(gated, (14, 14, 0)) > 0
-    assert np.array_equal(support, causal_box(28, 28, 14, 14, 15))
+    assert np.array_equal(support, nominal_field((28, 28), (14, 14), 15))
     blind = input_gradient(fresh_copy(PixelCNN()), (14, 14, 0)) > 0
     upper_right = np.s_[:14, 15:]
     assert support[upper_right].all() and not blind[upper_right].all()
@@ -367,3 +360,29 @@ def test_checkpoint_roundtrip(tmp_path) -> None:
     x, y = torch.randint(0, 4, (2, 3, 5, 5)), torch.tensor([1, 3])
     with torch.no_grad():
         torch.testing.assert_close(loaded.nll(x, y), model.nll(x, y))
+
+
+# ---------------------------------------------------------------------- configs
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hw1"
+
+
+@pytest.mark.parametrize("name", ["gated_pixelcnn", "gated_pixelcnn_conditional_quick"])
+def test_configs_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both configs parse and train a step through the CLI (the GPU-sized one on 2 images)."""
+    from train import main
+
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+    main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / f"{name}.yaml"),
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.fast_dev_run=1",
+            "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false",
+            "--data.init_args.batch_size=2",
+        ]
+    )
+    assert (tmp_path / "figures" / "loss_curves.png").is_file()
+    assert (tmp_path / "figures" / "receptive_field.png").is_file()
