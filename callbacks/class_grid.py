@@ -137,10 +137,7 @@ class ClassConditionalGrid(pl.Callback):
         side = images.shape[-2] + 1
         ax.set_yticks(
             [1 + side * c + side // 2 for c in range(n_classes)],
-            [
-                f"{c}" if agreement is None else f"{c}: {agreement[c]:.0%}"
-                for c in range(n_classes)
-            ],
+            [f"{c}" if agreement is None else f"{c}: {agreement[c]:.0%}" for c in range(n_classes)],
             fontsize=7,
         )
         ax.tick_params(length=0)
