@@ -72,6 +72,8 @@ class ColoredMNISTDataModule(ArrayDataModule):
     """
 
     n_categories = N_LEVELS
+    #: the images are MNIST digits (any source): the sample-quality metric applies
+    digit_domain = "mnist"
 
     def __init__(
         self,

@@ -163,6 +163,12 @@ class SVHNDataModule(ArrayDataModule):
         """True when the data is the stand-in (no SVHN files in ``data_dir``)."""
         return self.data_dir is None or bool(missing_svhn_files(self.data_dir))
 
+    @property
+    def digit_domain(self) -> str | None:
+        """``"mnist"`` for the stand-in (MNIST digits: the sample-quality metric applies), None for
+        real SVHN."""
+        return "mnist" if self.uses_stand_in else None
+
     def prepare_data(self) -> None:
         if self.data_dir is not None and self.download and missing_svhn_files(self.data_dir):
             download_svhn(self.data_dir)
