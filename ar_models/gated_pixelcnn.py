@@ -104,8 +104,19 @@ class GatedLayer(nn.Module):
         self.out = nn.Conv2d(n_filters, skip_channels if last else n_filters + skip_channels, 1)
         self.label_h = nn.Embedding(n_classes, 2 * n_filters) if n_classes else None
         self.label_v = nn.Embedding(n_classes, 2 * n_filters) if n_classes and not last else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Conv weights N(0, 1/fan_in) (LeCun normal: each linear map keeps the variance of its
+        input; with torch's default, variance 1/(3·fan_in), the signal of the vertical stack,
+        which has no residual path, shrinks with depth), biases and label embeddings zero (a
+        conditional model starts as the unconditional one)."""
+        for conv in (self.vertical, self.horizontal, self.link, self.out):
+            nn.init.normal_(conv.weight, 0.0, conv.weight[0].numel() ** -0.5)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
         for embedding in (self.label_h, self.label_v):
-            if embedding is not None:  # start as the unconditional model
+            if embedding is not None:
                 nn.init.zeros_(embedding.weight)
 
     def vertical_input(self, v: Tensor) -> Tensor:

@@ -19,13 +19,13 @@ from torch import Tensor
 
 from callbacks.figures import evaluating, save_figure, should_draw
 from callbacks.sample_grid import image_grid
+from metrics.digits import readable
+from metrics.sample_quality import ClassAgreement
 
 
 def class_agreement(images: Tensor, labels: Tensor, n_levels: int, n_classes: int) -> Tensor:
     """Per class c, the fraction of ``images`` asked to show c that the digit reader recognises
     as c, ``[n_classes]`` (computed here alone: no synchronisation across processes)."""
-    from metrics.sample_quality import ClassAgreement
-
     metric = ClassAgreement(n_levels, n_classes, sync_on_compute=False).to(images.device)
     metric.update(images, labels)
     return metric.compute().cpu()
@@ -126,7 +126,7 @@ class ClassConditionalGrid(pl.Callback):
         seconds = time.perf_counter() - start
         n_classes, n_levels = pl_module.n_classes, int(pl_module.n_categories)
         rank_zero_info(f"{type(self).__name__}: {len(images)} samples in {seconds:.1f} s")
-        digits = getattr(getattr(trainer, "datamodule", None), "digit_domain", None) == "mnist"
+        digits = getattr(trainer.datamodule, "digit_domain", None) == "mnist" and readable(images)
         agreement = class_agreement(images, labels, n_levels, n_classes) if digits else None
         self.agreement = agreement
         grid = image_grid(images.cpu().numpy(), n_classes, n_levels - 1)
