@@ -365,9 +365,9 @@ class GatedPixelCNN(PixelCNNBase):
     def sample(
         self,
         n: int,
-        y: Tensor | None = None,
         generator: torch.Generator | None = None,
         cached: bool = True,
+        y: Tensor | None = None,
     ) -> Tensor:
         """``n`` images ``LongTensor[n, C, H, W]``, one pixel at a time in raster order; with
         labels ``y: LongTensor[n]`` images of those classes (a conditional model given no ``y``

@@ -316,6 +316,18 @@ def test_training_step_reads_the_labels() -> None:
     assert loss != other
 
 
+def test_validation_reads_the_labels() -> None:
+    """val/bpd of a conditional model is the exact mean of -log p(x | y) over labelled batches."""
+    model = make((3, 4, 4), n_classes=3).float()
+    x, y = torch.randint(0, 4, (5, 3, 4, 4)), torch.tensor([2, 0, 1, 1, 0])
+    loader = torch.utils.data.DataLoader(list(zip(x, y, strict=True)), batch_size=2)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (result,) = trainer.validate(model, dataloaders=loader, verbose=False)
+    with torch.no_grad():
+        expected = model.nll(x, y).mean() / (model.n_dims * np.log(2))
+    assert result["val/bpd"] == pytest.approx(expected.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize(
     "model",
     [
