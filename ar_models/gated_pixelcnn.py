@@ -48,6 +48,12 @@ from torch import Tensor, nn
 from ar_models.base import ModelConfigError, check_positive_ints
 from ar_models.made import MADENet
 from ar_models.pixelcnn import PixelCNNBase
+from ar_models.stroke_codes import (
+    MAX_JOINT_VALUES,
+    joint_values,
+    swap_stroke_code,
+    value_conditionals,
+)
 
 CHANNEL_MODELS = ("factorised", "made")
 
@@ -243,6 +249,13 @@ class FactorisedHead(nn.Module):
         logits = phi.reshape(b, self.channels, self.n_categories, h, w).transpose(1, 2)
         return F.cross_entropy(logits, t, reduction="none").sum(dim=(1, 2, 3))
 
+    def log_joint(self, phi: Tensor) -> Tensor:
+        """log p(t_i = m-th joint value | φ_i) ``[B, H, W, K^C]`` (values of
+        :func:`~ar_models.stroke_codes.joint_values`)."""
+        values = joint_values(self.channels, self.n_categories, phi.device)  # [M, C]
+        log_p = F.log_softmax(self.logits(None, phi), dim=-1)  # [B, C, H, W, K]
+        return sum(log_p[:, c][..., values[:, c]] for c in range(self.channels))
+
     def draw(self, phi: Tensor, generator: torch.Generator | None) -> Tensor:
         """``LongTensor[n, C]`` drawn from φ ``[n, C·K]`` of one pixel."""
         n = phi.shape[0]
@@ -273,6 +286,15 @@ class MADEHead(nn.Module):
     def nll(self, t: Tensor, phi: Tensor) -> Tensor:
         return -self.made.log_prob(*self._rows(t, phi)).view(t.shape[0], -1).sum(dim=1)
 
+    def log_joint(self, phi: Tensor) -> Tensor:
+        """log p(t_i = m-th joint value | φ_i) ``[B, H, W, K^C]``: the MADE on every value."""
+        b, _, h, w = phi.shape
+        values = joint_values(self.channels, self.n_categories, phi.device)  # [M, C]
+        rows = phi.permute(0, 2, 3, 1).flatten(0, 2)  # [B·H·W, F]
+        m = len(values)
+        log_p = self.made.log_prob(values.repeat(len(rows), 1), rows.repeat_interleave(m, dim=0))
+        return log_p.view(b, h, w, m)
+
     def draw(self, phi: Tensor, generator: torch.Generator | None) -> Tensor:
         return self.made.sample(phi.shape[0], aux=phi, generator=generator)
 
@@ -301,6 +323,8 @@ class GatedPixelCNN(PixelCNNBase):
         lr: Adam learning rate.
         relative_to_first: model each pixel's difference from the first pixel, modulo K
             (:mod:`ar_models.pixelcnn`).
+        fixed_stroke_code: with ``relative_to_first``, also give the first stroke colour one
+            fixed code in every image (:mod:`ar_models.stroke_codes`).
     """
 
     def __init__(
@@ -318,6 +342,7 @@ class GatedPixelCNN(PixelCNNBase):
         n_classes: int = 0,
         lr: float = 1e-3,
         relative_to_first: bool = False,
+        fixed_stroke_code: bool = False,
     ) -> None:
         super().__init__(image_shape, n_categories, lr, relative_to_first)
         self.save_hyperparameters()
@@ -330,6 +355,14 @@ class GatedPixelCNN(PixelCNNBase):
             raise ModelConfigError(f"n_classes must be an integer >= 0, got {n_classes!r}")
         self.n_classes = n_classes
         channels = self.image_shape[0]
+        if fixed_stroke_code and not relative_to_first:
+            raise ModelConfigError("fixed_stroke_code needs relative_to_first: true")
+        if fixed_stroke_code and n_categories**channels > MAX_JOINT_VALUES:
+            raise ModelConfigError(
+                f"fixed_stroke_code enumerates the K^C = {n_categories}^{channels} values of a "
+                f"pixel; at most {MAX_JOINT_VALUES} are supported"
+            )
+        self.fixed_stroke_code = fixed_stroke_code
         if channel_model == "factorised":
             self.channel_head: FactorisedHead | MADEHead = FactorisedHead(channels, n_categories)
         else:
@@ -346,6 +379,28 @@ class GatedPixelCNN(PixelCNNBase):
             skip_channels or n_filters,
             n_classes,
         )
+
+    def to_codes(self, x: Tensor) -> Tensor:
+        """The codes the network models: those of :class:`PixelCNNBase`, with
+        ``fixed_stroke_code`` moved by the stroke map S (:mod:`ar_models.stroke_codes`)."""
+        t = super().to_codes(x)
+        return swap_stroke_code(t) if self.fixed_stroke_code else t
+
+    def from_codes(self, t: Tensor) -> Tensor:
+        return super().from_codes(swap_stroke_code(t) if self.fixed_stroke_code else t)
+
+    def conditional_logits(
+        self, x: Tensor, x_in: Tensor | None = None, y: Tensor | None = None
+    ) -> Tensor:
+        """Logits ``[B, C, H, W, K]`` of every conditional p(x_{c,i} | ...) over the values of x
+        (:meth:`PixelCNNBase.conditional_logits`). With ``fixed_stroke_code`` a pixel's values
+        and codes are matched jointly, so the per-channel conditionals come from its joint
+        distribution over all K^C values (:func:`~ar_models.stroke_codes.value_conditionals`)."""
+        if not self.fixed_stroke_code:
+            return super().conditional_logits(x, x_in, y)
+        self.check_labels(y, x.shape[0])
+        phi = self.net(self.embed(x) if x_in is None else x_in, y)
+        return value_conditionals(self.channel_head.log_joint(phi), x, self.n_categories)
 
     def code_logits(self, t: Tensor, t_in: Tensor, y: Tensor | None = None) -> Tensor:
         return self.channel_head.logits(t, self.net(t_in, y))
