@@ -2,6 +2,7 @@
 
 from ar_models.ar_mlp import ARMLP
 from ar_models.base import DensityModel, ModelConfigError, NonFiniteLossError
+from ar_models.gated_pixelcnn import GatedPixelCNN
 from ar_models.histogram import Histogram
 from ar_models.made import MADE, MADENet
 from ar_models.masked_conv import MaskedConv2d
@@ -11,6 +12,7 @@ __all__ = [
     "ARMLP",
     "MADE",
     "DensityModel",
+    "GatedPixelCNN",
     "Histogram",
     "MADENet",
     "MaskedConv2d",

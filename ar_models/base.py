@@ -7,6 +7,12 @@ A model implements
 * ``n_dims``: dimensions per example, so that ``bits/dim = nll / (n_dims * ln 2)``;
 * ``sample(n) -> Tensor``: ``n`` samples shaped and typed like a batch ``x``, on the model's device.
 
+Batches are ``x`` or ``(x, y)``. Models that ignore labels (``n_classes = 0``, every model unless it
+says otherwise) take either form and never read ``y``. A class-conditional model sets
+``n_classes`` > 0 and implements ``nll(x, y)`` for labels ``y: LongTensor[B]`` in
+{0..n_classes-1}; the shared steps pass it ``y`` and stop with :class:`ModelConfigError` when a
+batch has none (:meth:`DensityModel.check_labels` names what is wrong).
+
 Models with more than one loss term (VAEs) override :meth:`DensityModel.loss_terms` and list the
 extra term names in ``extra_terms``; each is logged as ``<stage>/<term>_bpd`` beside
 ``<stage>/bpd``.
@@ -92,11 +98,16 @@ def declared_value_range(loaders: Any) -> tuple[int, int] | None:
     return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
-def unpack_batch(batch: Tensor | tuple | list) -> Tensor:
-    """Return ``x`` from a batch that is ``x`` or ``(x, y)`` (see DESIGN.md, Batches)."""
+def split_batch(batch: Tensor | tuple | list) -> tuple[Tensor, Tensor | None]:
+    """``(x, y)`` from a batch that is ``x`` (then ``y`` is None) or ``(x, y)``."""
     if isinstance(batch, (tuple, list)):
-        return batch[0]
-    return batch
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    return batch, None
+
+
+def unpack_batch(batch: Tensor | tuple | list) -> Tensor:
+    """Return ``x`` from a batch that is ``x`` or ``(x, y)``."""
+    return split_batch(batch)[0]
 
 
 class DensityModel(pl.LightningModule, metaclass=ABCMeta):
@@ -111,6 +122,10 @@ class DensityModel(pl.LightningModule, metaclass=ABCMeta):
     #: Terms that depend on constructor arguments (e.g. one KL per latent dimension) are set on
     #: the instance before ``DensityModel.__init__`` runs, which builds one metric per term.
     extra_terms: tuple[str, ...] = ()
+
+    #: classes of a class-conditional model (it reads labels ``y`` in 0..n_classes-1); 0 for a
+    #: model that ignores labels. Conditional models set it on the instance.
+    n_classes: int = 0
 
     def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
         super().__init__()
@@ -145,9 +160,55 @@ class DensityModel(pl.LightningModule, metaclass=ABCMeta):
         """``n`` samples shaped and typed like a batch ``x``, on the model's device."""
         raise NotImplementedError
 
-    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
-        """Per-example loss terms in nats: ``{"nll": Tensor[B]}`` plus one per ``extra_terms``."""
-        return {"nll": self.nll(x)}
+    def loss_terms(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
+        """Per-example loss terms in nats: ``{"nll": Tensor[B]}`` plus one per ``extra_terms``.
+        ``y``: the labels, given to class-conditional models only."""
+        return {"nll": self.nll(x) if y is None else self.nll(x, y)}
+
+    def batch_loss_terms(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """``x`` and :meth:`loss_terms` of a batch ``x`` or ``(x, y)``: the labels go to a
+        class-conditional model, which stops when the batch has none; other models ignore them."""
+        x, y = split_batch(batch)
+        if not self.n_classes:
+            return x, self.loss_terms(x)
+        if y is None:
+            raise ModelConfigError(
+                f"{type(self).__name__} is class-conditional (n_classes={self.n_classes}) but the "
+                "batch has no labels: use data that yields (x, y) (e.g. coloured MNIST from "
+                "the embedded digits or MNIST IDX files), or set model.init_args.n_classes: 0"
+            )
+        return x, self.loss_terms(x, y)
+
+    def check_labels(self, y: Tensor | None, batch_size: int) -> None:
+        """Raise :class:`ModelConfigError` unless ``y`` fits the model: ``None`` for a model that
+        ignores labels; for a class-conditional one an integer ``Tensor[batch_size]`` with values
+        in 0..n_classes-1."""
+        who = type(self).__name__
+        if not self.n_classes:
+            if y is not None:
+                raise ModelConfigError(
+                    f"{who} was built with n_classes=0 (unconditional) and reads no labels, "
+                    "but labels were given; pass none, or build it with n_classes > 0"
+                )
+            return
+        expected = (
+            f"{who} (n_classes={self.n_classes}) expects labels as an integer tensor "
+            f"[{batch_size}] with values in 0..{self.n_classes - 1}"
+        )
+        if y is None:
+            raise ModelConfigError(f"{expected}, got none")
+        if (
+            not isinstance(y, Tensor)
+            or y.dtype.is_floating_point
+            or y.dtype.is_complex
+            or y.dtype == torch.bool
+        ):
+            got = y.dtype if isinstance(y, Tensor) else type(y).__name__
+            raise ModelConfigError(f"{expected}, got {got}")
+        if tuple(y.shape) != (batch_size,):
+            raise ModelConfigError(f"{expected}, got shape {tuple(y.shape)}")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
+            raise ModelConfigError(f"{expected}, got values in {int(y.min())}..{int(y.max())}")
 
     # ------------------------------------------------------------------ helpers
     def batches_within(self, low: int, high: int) -> bool:
@@ -186,8 +247,7 @@ class DensityModel(pl.LightningModule, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ Lightning steps
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        x = unpack_batch(batch)
-        terms = self.loss_terms(x)
+        x, terms = self.batch_loss_terms(batch)
         loss = terms["nll"].mean() / self.n_dims  # nats/dim
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -206,8 +266,7 @@ class DensityModel(pl.LightningModule, metaclass=ABCMeta):
         return loss
 
     def _eval_step(self, stage: str, batch: Any) -> None:
-        x = unpack_batch(batch)
-        terms = self.loss_terms(x)
+        _, terms = self.batch_loss_terms(batch)
         for term, value in terms.items():
             metric = self.metrics[f"{stage}_{term}"]
             metric.update(self.to_bpd(value.detach()))

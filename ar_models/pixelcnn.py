@@ -280,12 +280,17 @@ class PixelCNNBase(DensityModel):
         0.31 to 0.18."""
         return self.one_hot(self.to_codes(x))
 
-    def conditional_logits(self, x: Tensor, x_in: Tensor | None = None) -> Tensor:
+    def conditional_logits(
+        self, x: Tensor, x_in: Tensor | None = None, y: Tensor | None = None
+    ) -> Tensor:
         """Logits ``[B, C, H, W, K]`` of every conditional p(x_{c,i} | ...) over the values of x
         (of the codes with ``palette_codes``); the spatial network reads ``x_in`` (default
-        ``embed(x)``)."""
+        ``embed(x)``); ``y``: the labels of a class-conditional model (``n_classes`` > 0), passed
+        on to ``code_logits``."""
+        self.check_labels(y, x.shape[0])
         t = self.to_codes(x)
-        logits = self.code_logits(t, self.one_hot(t) if x_in is None else x_in)
+        t_in = self.one_hot(t) if x_in is None else x_in
+        logits = self.code_logits(t, t_in) if y is None else self.code_logits(t, t_in, y)
         if not self.relative_to_first:
             return logits
         # p(x_i = k) = p_t(t_i = (k - x_0) mod K) for every pixel i after the first
@@ -299,17 +304,20 @@ class PixelCNNBase(DensityModel):
     @abstractmethod
     def code_logits(self, t: Tensor, t_in: Tensor) -> Tensor:
         """Logits ``[B, C, H, W, K]`` of the conditionals of the codes ``t``, the network reading
-        ``t_in``."""
+        ``t_in`` (a class-conditional subclass takes its labels ``y`` as a third argument)."""
         raise NotImplementedError
 
-    def nll(self, x: Tensor) -> Tensor:
-        """-log p(x) in nats per image, ``[B]`` (= -log p_t(T(x)), T a bijection)."""
+    def nll(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """-log p(x) in nats per image, ``[B]`` (= -log p_t(T(x)), T a bijection); -log p(x | y)
+        for a class-conditional model given labels ``y``."""
         self.check_images(x)
-        return self.code_nll(self.to_codes(x))
+        self.check_labels(y, x.shape[0])
+        t = self.to_codes(x)
+        return self.code_nll(t) if y is None else self.code_nll(t, y)
 
     @abstractmethod
     def code_nll(self, t: Tensor) -> Tensor:
-        """-log p_t(t) in nats per image."""
+        """-log p_t(t) in nats per image (a class-conditional subclass takes ``y`` too)."""
         raise NotImplementedError
 
     def check_images(self, x: Tensor) -> None:

@@ -11,10 +11,11 @@
     Next to each form: its multiply-adds per pixel (forward), and the speed-up that the taps
     alone allow (textbook multiply-adds / ours). ``--block-kernel 7`` trains a network whose
     residual blocks use 7×7 instead of 3×3 convs: there the masks zero about half the work.
-(b) Time to draw ``n`` samples: the cached sampler against the naive loop, for ``PixelCNN`` and
-    ``PixelCNNMADE`` at the handout's size. The naive loop is timed on every ``--stride``-th pixel
-    position (all rows, evenly spread) and scaled to all H·W positions; the cached sampler runs
-    whole. The textbook naive loop (whole network per pixel) is estimated the same way.
+(b) Time to draw ``n`` samples: the cached sampler against the naive loop, for ``PixelCNN``,
+    ``PixelCNNMADE`` and ``GatedPixelCNN`` (both channel models) at the handout's size (12
+    blocks or gated layers of 128 filters). The naive loop is timed on every ``--stride``-th
+    pixel position (all rows, evenly spread) and scaled to all H·W positions; the cached sampler
+    runs whole. The textbook naive loop (whole network per pixel) is estimated the same way.
 
 Like ``train.py``, the script first makes glibc keep freed memory for reuse
 (:mod:`ar_models.allocator`; it applies to every form alike); ``--glibc-malloc-defaults`` skips
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_pixelcnn import TextbookPixelCNN  # noqa: E402
 
 from ar_models.allocator import keep_freed_memory  # noqa: E402
+from ar_models.gated_pixelcnn import GatedPixelCNN  # noqa: E402
 from ar_models.masked_conv import MaskedConv2d  # noqa: E402
 from ar_models.pixelcnn import PixelCNN, PixelCNNMADE  # noqa: E402
 
@@ -130,15 +132,27 @@ def naive_estimate(model, n: int, stride: int, device: str, textbook: bool = Fal
     return time_call(run, device) * (h * w) / len(positions)
 
 
+SAMPLED_MODELS = {
+    "PixelCNN": lambda: PixelCNN(image_shape=SHAPE),
+    "PixelCNNMADE": lambda: PixelCNNMADE(image_shape=SHAPE),
+    "GatedPixelCNN (MADE channels)": lambda: GatedPixelCNN(image_shape=SHAPE),
+    "GatedPixelCNN (factorised channels)": lambda: GatedPixelCNN(
+        image_shape=SHAPE, channel_model="factorised"
+    ),
+}
+
+
 def sampling(device: str, n: int, stride: int) -> list[tuple[str, float, float, float]]:
+    """Per model at the handout's size (128 filters, 12 blocks or gated layers): seconds of the
+    cached sampler, of our naive loop (est.) and of the textbook naive loop (est.)."""
     rows = []
-    for cls in (PixelCNN, PixelCNNMADE):
+    for name, build in SAMPLED_MODELS.items():
         torch.manual_seed(0)
-        model = cls(image_shape=SHAPE).to(device).eval()
+        model = build().to(device).eval()
         cached = time_call(lambda m=model: m.sample(n, cached=True), device)
         naive = naive_estimate(model, n, stride, device)
         textbook = naive_estimate(model, n, stride * 4, device, textbook=True)
-        rows.append((cls.__name__, cached, naive, textbook))
+        rows.append((name, cached, naive, textbook))
     return rows
 
 

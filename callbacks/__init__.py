@@ -1,6 +1,7 @@
 """Lightning callbacks that draw figures into ``<run>/figures/`` and W&B, and keep runs safe."""
 
 from callbacks.category_bars import CategoryBars
+from callbacks.class_grid import ClassConditionalGrid
 from callbacks.density_2d import Density2D
 from callbacks.ema import EMA
 from callbacks.figures import evaluating, save_figure, should_draw
@@ -17,6 +18,7 @@ from callbacks.vae_samples import VAESamples
 __all__ = [
     "EMA",
     "CategoryBars",
+    "ClassConditionalGrid",
     "Density2D",
     "Interpolations",
     "LatentScatter",

@@ -2,7 +2,8 @@
 initialisation (HW1 §3): which input pixels can the conditional p(x_{r,c,ch} | ...) see?
 
 Model hooks used (see ``ar_models.pixelcnn``): ``image_shape``, ``n_categories``, ``embed(x)``,
-``conditional_logits(x, x_in)`` and, for drawing the nominal box, ``receptive_radius``. A fresh copy
+``conditional_logits(x, x_in[, y])`` (``y`` for class-conditional models, ``n_classes`` > 0) and,
+for drawing the nominal box, ``receptive_radius``. A fresh copy
 of the model is built from ``model.hparams`` (so the model must call ``save_hyperparameters()``).
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -45,8 +47,14 @@ def input_gradient(
     device = next(model.parameters()).device
     x = torch.randint(0, model.n_categories, (1, c, h, w), generator=generator).to(device)
     x_in = model.embed(x).detach().requires_grad_(True)
+    # a class-conditional model is read for label 0 (labels do not change what the network sees)
+    kwargs = (
+        {"y": torch.zeros(1, dtype=torch.long, device=device)}
+        if getattr(model, "n_classes", 0)
+        else {}
+    )
     with torch.enable_grad():
-        logits = model.conditional_logits(x, x_in)[0, channel, row, col]
+        logits = model.conditional_logits(x, x_in, **kwargs)[0, channel, row, col]
         log_prob = F.log_softmax(logits, dim=-1)[x[0, channel, row, col]]
         (grad,) = torch.autograd.grad(log_prob, x_in)
     return grad.abs().amax(dim=1)[0].cpu().numpy()
@@ -88,36 +96,80 @@ class ReceptiveField(pl.Callback):
         fig = Figure(figsize=(9, 4.6))
         axes = fig.subplots(1, 2)
         peak = gradient.max() if gradient.max() > 0 else 1.0
-        panels = [
-            (axes[0], gradient / peak, "|∂ log p / ∂x| (max over channels) / max"),
-            (axes[1], (gradient > 0).astype(float), "non-zero gradient"),
-        ]
-        for ax, image, title in panels:
-            ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.add_patch(
-                Rectangle(
-                    (col - 0.5, row - 0.5), 1, 1, fill=False, ec="red", lw=1.5, label="target"
-                )
-            )
-            ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if radius is not None:
-            axes[1].add_patch(
-                Rectangle(
-                    (col - radius - 0.5, row - radius - 0.5),
-                    2 * radius + 1,
-                    radius + 1,
-                    fill=False,
-                    ec="tab:orange",
-                    ls="--",
-                    lw=1.2,
-                    label=f"nominal receptive field (R = {radius})",
-                )
-            )
+        draw_panel(
+            axes[0], gradient / peak, self.target, "|∂ log p / ∂x| (max over channels) / max"
+        )
+        draw_panel(axes[1], (gradient > 0).astype(float), self.target, "non-zero gradient", radius)
         axes[1].legend(loc="lower center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
         fig.suptitle(
             f"Receptive field of p(x[{row}, {col}, {channel}] | ...) at random initialisation",
             fontsize=10,
         )
         save_figure(trainer, fig, self.name)
+
+
+def nominal_field(shape: tuple[int, int], target: tuple[int, int], radius: int) -> np.ndarray:
+    """The pixels before ``target`` in raster order within its nominal receptive field: rows
+    r-R..r-1 with columns c-R..c+R, and columns c-R..c-1 of row r (clipped to the image)."""
+    (h, w), (row, col) = shape, target
+    box = np.zeros((h, w), bool)
+    box[max(row - radius, 0) : row, max(col - radius, 0) : col + radius + 1] = True
+    box[row, max(col - radius, 0) : col] = True
+    return box
+
+
+def draw_panel(
+    ax: Axes,
+    image: np.ndarray,
+    target: tuple[int, ...],
+    title: str,
+    radius: int | None = None,
+) -> None:
+    """``image`` in [0, 1] grey with the target pixel (red) and, where ``radius`` is given, the
+    nominal receptive field (rows r-R..r, columns c-R..c+R, dashed orange) outlined."""
+    row, col = target[:2]
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.add_patch(
+        Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, ec="red", lw=1.5, label="target")
+    )
+    if radius is not None:
+        ax.add_patch(
+            Rectangle(
+                (col - radius - 0.5, row - radius - 0.5),
+                2 * radius + 1,
+                radius + 1,
+                fill=False,
+                ec="tab:orange",
+                ls="--",
+                lw=1.2,
+                label=f"nominal receptive field (R = {radius})",
+            )
+        )
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def comparison_figure(
+    models: dict[str, pl.LightningModule], target: tuple[int, int, int] = (14, 14, 0), seed: int = 0
+) -> Figure:
+    """Side by side, for each named model: where the conditional at ``target`` has a non-zero
+    input gradient at random initialisation (a fresh copy, ``seed``), with the nominal receptive
+    field outlined and, in the title, how many of the pixels before the target in that field it
+    reads (the others are its blind spot)."""
+    fig = Figure(figsize=(4.3 * len(models), 4.9))
+    axes = np.atleast_1d(fig.subplots(1, len(models)))
+    for ax, (name, model) in zip(axes, models.items(), strict=True):
+        support = input_gradient(fresh_copy(model, seed), target, seed) > 0
+        radius = model.receptive_radius
+        field = nominal_field(support.shape, target[:2], radius)
+        seen = int((support & field).sum())
+        title = f"{name}\nreads {seen} of the {int(field.sum())} earlier pixels in its field"
+        draw_panel(ax, support.astype(float), target, title, radius)
+    axes[0].legend(loc="lower center", bbox_to_anchor=(0.5, -0.17), fontsize=8, frameon=False)
+    row, col, channel = target
+    fig.suptitle(
+        f"Non-zero gradient of log p(x[{row}, {col}, {channel}] | ...) at random initialisation",
+        fontsize=10,
+    )
+    return fig

@@ -1,5 +1,6 @@
 """ReceptiveField: the gradient mask of the conditional at (14, 14, 0) at random initialisation
-shows the raster-order support and the blind spot of the masked-conv PixelCNN."""
+shows the raster-order support and the blind spot of the masked-conv PixelCNN, and none for the
+gated one (also side by side, as in the docs' figure)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,15 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from ar_models.gated_pixelcnn import GatedPixelCNN
 from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
-from callbacks.receptive_field import ReceptiveField, fresh_copy, input_gradient
+from callbacks.receptive_field import (
+    ReceptiveField,
+    comparison_figure,
+    fresh_copy,
+    input_gradient,
+    nominal_field,
+)
 
 
 def before_in_raster_order(h: int, w: int, row: int, col: int) -> np.ndarray:
@@ -81,3 +89,54 @@ def test_callback_writes_the_figure(tmp_path: Path) -> None:
     assert (tmp_path / "figures" / "receptive_field.png").is_file()
     assert callback.gradient.shape == (10, 10)
     assert not (callback.gradient > 0)[~before_in_raster_order(10, 10, 5, 5)].any()
+
+
+def test_nominal_field_by_hand() -> None:
+    field = nominal_field((5, 6), (2, 3), 1)
+    expected = np.zeros((5, 6), bool)
+    expected[1, 2:5] = True  # the row above, columns 2..4
+    expected[2, 2] = True  # the pixel to the left
+    assert np.array_equal(field, expected)
+    assert nominal_field((5, 6), (0, 0), 3).sum() == 0  # nothing precedes the first pixel
+
+
+def test_comparison_figure_counts_the_blind_spot(tmp_path: Path) -> None:
+    """At the same depth (R = 3 + 3 = 6, 16×16 images) the masked PixelCNN misses part of the
+    nominal field above and to the right of the target, the gated one reads all of it."""
+    models = {
+        "PixelCNN": PixelCNN(image_shape=(3, 16, 16), n_filters=8, n_blocks=3),
+        "GatedPixelCNN": GatedPixelCNN(image_shape=(3, 16, 16), n_filters=8, n_layers=3),
+    }
+    field = nominal_field((16, 16), (8, 8), 6)
+    seen = {}
+    for name, model in models.items():
+        assert model.receptive_radius == 6
+        support = input_gradient(fresh_copy(model), (8, 8, 0)) > 0
+        seen[name] = int((support & field).sum())
+        assert not (support & ~field).any()
+    assert seen["GatedPixelCNN"] == field.sum() > seen["PixelCNN"]
+    fig = comparison_figure(models, (8, 8, 0))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert f"reads {seen['PixelCNN']} of the {field.sum()}" in titles[0]
+    assert f"reads {field.sum()} of the {field.sum()}" in titles[1]
+    fig.savefig(tmp_path / "comparison.png")
+
+
+def test_callback_draws_a_conditional_model(tmp_path: Path) -> None:
+    """A class-conditional model's conditionals are read for one label; its field has no gaps."""
+    callback = ReceptiveField(target=(5, 5, 1))
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+    )
+    model = GatedPixelCNN(image_shape=(3, 10, 10), n_filters=8, n_layers=1, n_classes=3)
+    labelled = [(torch.randint(0, 4, (3, 10, 10)), torch.tensor(i % 3)) for i in range(4)]
+    trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(labelled, batch_size=2))
+    assert (tmp_path / "figures" / "receptive_field.png").is_file()
+    assert np.array_equal(callback.gradient > 0, nominal_field((10, 10), (5, 5), 4))
