@@ -22,6 +22,8 @@ analytic for the normal prior and the single-sample estimate above for the flow 
 channel ``kl_ch<j>`` (they sum to ``kl``), logged by the base as ``<stage>/bpd``, ``kl_bpd``,
 ``recon_bpd`` and ``kl_ch<j>_bpd`` (bits per *data* dimension). Random numbers are drawn in the
 order u, then the z noise.
+The latent-use diagnostics of :mod:`vae_models.base` (``<stage>/active_units``, ``<stage>/mi_nats``)
+are logged per validation and test epoch from q(z|x) at the bin centres.
 
 Networks (HW3 §2 handout; w = ``width``, 128 in the handout, and its w/4, w/2 layers):
 
@@ -49,12 +51,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import (
-    DensityModel,
-    ModelConfigError,
-    check_categorical,
-    check_positive_ints,
-)
+from ar_models.base import ModelConfigError, check_categorical, check_positive_ints
+from vae_models.base import LatentVariableModel
 from vae_models.flow_prior import AutoregressiveFlowPrior
 from vae_models.gaussians import (
     gaussian_log_prob_per_dim,
@@ -154,7 +152,7 @@ def decoder(width: int, latent_channels: int, n_res_blocks: int) -> nn.Sequentia
     )
 
 
-class ConvVAE(DensityModel):
+class ConvVAE(LatentVariableModel):
     """Convolutional VAE for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative
     ELBO in nats including the discretisation term (module docstring).
 
@@ -229,9 +227,14 @@ class ConvVAE(DensityModel):
         mu, logvar = self.decoder(z).chunk(2, dim=1)
         return mu, soft_clamp(logvar, *PIXEL_LOGVAR_RANGE)
 
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, logvar) of q(z|y) at the bin centres y = (x + ½)/256 of 8-bit images ``x``."""
+        self._check_x(x)
+        return self.encode((x.to(self.dtype) + 0.5) / N_LEVELS)
+
     def posterior_mean(self, x: Tensor) -> Tensor:
         """The mean of q(z|y) at the bin centres y = (x + ½)/256 of 8-bit images ``x``."""
-        return self.encode((x.to(self.dtype) + 0.5) / N_LEVELS)[0]
+        return self.posterior(x)[0]
 
     def decode_to_pixels(self, z: Tensor) -> Tensor:
         """The decoder mean μ(z) as 8-bit images ``LongTensor[B, 3, 32, 32]``."""

@@ -22,6 +22,8 @@ upper bound on −log P(x) in the same units as :class:`ConvVAE`'s ``nll`` (D = 
 bits/dim = nll / (D ln 2)), so the two are directly comparable. ``loss_terms`` returns ``nll``,
 ``kl``, ``recon`` and the KL of each latent channel ``kl_ch<j>``, logged as ``<stage>/bpd``,
 ``kl_bpd``, ``recon_bpd``, ``kl_ch<j>_bpd`` like ConvVAE.
+The latent-use diagnostics of :mod:`vae_models.base` (``<stage>/active_units``, ``<stage>/mi_nats``)
+are logged per validation and test epoch from q(z|x).
 
 Networks.
 
@@ -85,15 +87,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import (
-    DensityModel,
-    ModelConfigError,
-    check_categorical,
-    check_positive_ints,
-)
+from ar_models.base import ModelConfigError, check_categorical, check_positive_ints
 from ar_models.incremental import MaskedConvCache
 from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
+from vae_models.base import LatentVariableModel
 from vae_models.conv_vae import (  # the same data, latent and priors as the HW3 §2 VAE
     IMAGE_SHAPE,
     LATENT_LOGVAR_RANGE,
@@ -241,7 +239,7 @@ class CachedPixelCNN:
         return F.linear(F.elu(h), net.out.weight[:, :, 0, 0], net.out.bias)
 
 
-class PixelVAE(DensityModel):
+class PixelVAE(LatentVariableModel):
     """VAE with a limited-receptive-field conditional PixelCNN decoder and a discretised mixture
     of logistics, for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative ELBO in
     nats (module docstring), comparable with :class:`ConvVAE`'s.
@@ -364,9 +362,14 @@ class PixelVAE(DensityModel):
         """log P(x | z) per image, ``[B]`` nats."""
         return dmol.log_prob(x, self.decoder_params(x, z)).flatten(1).sum(-1)
 
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, logvar) of q(z|x) for 8-bit images ``x``."""
+        self._check_x(x)
+        return self.encode(x)
+
     def posterior_mean(self, x: Tensor) -> Tensor:
         """The mean of q(z|x) for 8-bit images ``x``."""
-        return self.encode(x)[0]
+        return self.posterior(x)[0]
 
     def prior_log_prob_elements(self, z: Tensor) -> Tensor:
         """log p(z) per latent element, ``[B, C_z, 8, 8]`` nats."""

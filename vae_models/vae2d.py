@@ -14,7 +14,9 @@ reparameterised samples z ~ q(z|x): one while training, the mean over ``eval_sam
 negative ELBO (an upper bound on the NLL).
 :meth:`VAE2D.loss_terms` also returns ``kl``, ``recon`` and the KL of each latent dimension
 ``kl_dim<j>``, so the base logs ``<stage>/bpd``, ``<stage>/kl_bpd``, ``<stage>/recon_bpd`` and
-``<stage>/kl_dim<j>_bpd`` (all bits per *data* dimension; the ``kl_dim`` terms sum to ``kl``).
+``<stage>/kl_dim<j>_bpd`` (all bits per *data* dimension; the ``kl_dim`` terms sum to ``kl``), and
+the latent-use diagnostics of :mod:`vae_models.base` (``<stage>/active_units``,
+``<stage>/mi_nats``).
 
 At test time the first ``iwae_points`` test examples are also scored with ``iwae_k`` importance
 samples: ``test/iwae<k>_bpd`` is −IWAE_k and ``test/elbo<k>_bpd`` the −ELBO averaged over the same
@@ -32,7 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError, check_positive_ints, unpack_batch
+from ar_models.base import ModelConfigError, check_positive_ints, unpack_batch
+from vae_models.base import LatentVariableModel
 from vae_models.gaussians import (
     gaussian_log_prob,
     kl_std_normal_per_dim,
@@ -58,7 +61,7 @@ def mlp(n_in: int, n_out: int, hidden: int, n_hidden_layers: int) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
-class VAE2D(DensityModel):
+class VAE2D(LatentVariableModel):
     """VAE with Gaussian encoder and decoder for ``FloatTensor[B, data_dim]`` batches.
 
     Args:
@@ -130,6 +133,11 @@ class VAE2D(DensityModel):
         """q(z|x) = N(μ, diag exp(logvar)): returns ``(μ, logvar)``, each ``[B, L]``."""
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, soft_clamp(logvar, *LOGVAR_RANGE)
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, logvar) of q(z|x), each ``[B, L]`` (the latent-use diagnostics' hook)."""
+        self._check_x(x)
+        return self.encode(x)
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """p(x|z) = N(μ, diag exp(logvar)): returns ``μ [..., D]`` and ``logvar [..., D]``
@@ -218,6 +226,7 @@ class VAE2D(DensityModel):
 
     def on_test_epoch_end(self) -> None:
         """Log −IWAE_k and the −ELBO (mean of the same k log weights) on the first test points."""
+        super().on_test_epoch_end()
         if not self._iwae_buffer:
             return
         x = torch.cat(self._iwae_buffer)
