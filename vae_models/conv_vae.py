@@ -164,6 +164,8 @@ class ConvVAE(LatentVariableModel):
         flow_filters: residual-stream width of the flow prior's PixelCNN.
         flow_blocks: type-B residual blocks of the flow prior's PixelCNN (3).
         lr: Adam learning rate.
+        lr_final_factor: the learning rate decays along a cosine from ``lr`` to
+            ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
     """
 
     n_categories = N_LEVELS
@@ -177,6 +179,7 @@ class ConvVAE(LatentVariableModel):
         flow_filters: int = 64,
         flow_blocks: int = 3,
         lr: float = 1e-3,
+        lr_final_factor: float = 1.0,
     ) -> None:
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -189,7 +192,7 @@ class ConvVAE(LatentVariableModel):
             )
         # The per-channel KL terms depend on latent_channels; the base reads them in __init__.
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
-        super().__init__(lr=lr)
+        super().__init__(lr=lr, lr_final_factor=lr_final_factor)
         self.save_hyperparameters()
         self.latent_shape = (latent_channels, IMAGE_SHAPE[1] // 4, IMAGE_SHAPE[2] // 4)
         self.encoder = encoder(width, latent_channels, n_res_blocks)

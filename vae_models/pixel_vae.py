@@ -87,7 +87,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError, check_categorical, check_positive_ints
+from ar_models.base import ModelConfigError, check_categorical, check_positive_ints, unpack_batch
 from ar_models.incremental import MaskedConvCache
 from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
@@ -259,7 +259,11 @@ class PixelVAE(LatentVariableModel):
         free_bits: λ >= 0, nats per latent channel below which the KL is not penalised in
             training (0: off).
         kl_warmup_steps: training steps of the linear KL warm-up (0: off).
+        aux_weight: α >= 0, weight of the auxiliary factorised decoder's NLL in the training
+            objective (0: off, no auxiliary head).
         lr: Adam learning rate.
+        lr_final_factor: the learning rate decays along a cosine from ``lr`` to
+            ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
     """
 
     n_categories = N_LEVELS
@@ -281,7 +285,9 @@ class PixelVAE(LatentVariableModel):
         flow_blocks: int = 3,
         free_bits: float = 0.0,
         kl_warmup_steps: int = 0,
+        aux_weight: float = 0.0,
         lr: float = 1e-3,
+        lr_final_factor: float = 1.0,
     ) -> None:
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -310,8 +316,10 @@ class PixelVAE(LatentVariableModel):
             raise ModelConfigError(f"kernel must be an odd integer >= 1, got {kernel}")
         if not (free_bits >= 0 and math.isfinite(free_bits)):
             raise ModelConfigError(f"free_bits must be a finite number >= 0, got {free_bits}")
+        if not (aux_weight >= 0 and math.isfinite(aux_weight)):
+            raise ModelConfigError(f"aux_weight must be a finite number >= 0, got {aux_weight}")
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
-        super().__init__(lr=lr)
+        super().__init__(lr=lr, lr_final_factor=lr_final_factor)
         self.save_hyperparameters()
         self.free_bits = float(free_bits)
         self.kl_warmup_steps = kl_warmup_steps
@@ -323,7 +331,12 @@ class PixelVAE(LatentVariableModel):
             cond_channels, pixel_filters, pixel_layers, first_kernel, kernel, n_mixtures
         )
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
+        self.aux_weight = float(aux_weight)
+        self.aux_head = (
+            nn.Conv2d(cond_channels, dmol.n_params(n_mixtures), 1) if aux_weight > 0 else None
+        )
         self._last_terms: dict[str, Tensor] | None = None
+        self._last_cond: Tensor | None = None
 
     @property
     def n_dims(self) -> int:
@@ -391,9 +404,11 @@ class PixelVAE(LatentVariableModel):
         self._check_x(x)
         mu_z, logvar_z = self.encode(x)
         z = reparameterize(mu_z, logvar_z)
-        terms = elbo_terms(-self.log_px_given_z(x, z), z, mu_z, logvar_z, self.flow)
+        cond = self.conditioning(z)
+        log_px = dmol.log_prob(x, self.pixelcnn(self.scale(x), cond)).flatten(1).sum(-1)
+        terms = elbo_terms(-log_px, z, mu_z, logvar_z, self.flow)
         if self.training:
-            self._last_terms = terms
+            self._last_terms, self._last_cond = terms, cond
         return terms
 
     def nll(self, x: Tensor) -> Tensor:
@@ -427,20 +442,29 @@ class PixelVAE(LatentVariableModel):
         return min(1.0, self.global_step / self.kl_warmup_steps)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """The base's step (logs the true −ELBO and its terms) plus, with ``free_bits`` or
-        ``kl_warmup_steps``, the change from −ELBO to the training objective (module docstring)."""
-        self._last_terms = None
+        """The base's step (logs the true −ELBO and its terms) plus the change from −ELBO to the
+        training objective: free bits and KL warm-up on the KL, and α times the auxiliary
+        decoder's NLL (module docstring)."""
+        self._last_terms, self._last_cond = None, None
         loss = super().training_step(batch, batch_idx)
-        terms = self._last_terms
-        if terms is None or (self.free_bits == 0 and self.kl_warmup_steps == 0):
+        terms, cond = self._last_terms, self._last_cond
+        self._last_cond = None
+        if terms is None:
             return loss
-        kl_channels = torch.stack(
-            [terms[f"kl_ch{j}"] for j in range(self.latent_shape[0])], dim=1
-        ).mean(0)
-        if self.free_bits > 0:
-            kl_channels = kl_channels.clamp(min=self.free_bits)
-        kl_objective = kl_channels.sum() * self.kl_weight()
-        return loss + (kl_objective - terms["kl"].mean()) / self.n_dims
+        change = torch.zeros((), dtype=loss.dtype, device=loss.device)
+        if self.free_bits > 0 or self.kl_warmup_steps > 0:
+            kl_channels = torch.stack(
+                [terms[f"kl_ch{j}"] for j in range(self.latent_shape[0])], dim=1
+            ).mean(0)
+            if self.free_bits > 0:
+                kl_channels = kl_channels.clamp(min=self.free_bits)
+            change = change + kl_channels.sum() * self.kl_weight() - terms["kl"].mean()
+        if self.aux_head is not None and cond is not None:
+            x = unpack_batch(batch)
+            aux_nll = -dmol.log_prob(x, self.aux_head(cond)).flatten(1).sum(-1).mean()
+            self.log("train/aux_bpd", self.to_bpd(aux_nll.detach()), on_step=True, on_epoch=False)
+            change = change + self.aux_weight * aux_nll
+        return loss + change / self.n_dims
 
     # ------------------------------------------------------------------ sampling
     def _draw(

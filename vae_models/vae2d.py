@@ -28,7 +28,6 @@ Hooks for callbacks (beyond the DensityModel contract): :meth:`encode`, :meth:`d
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -106,16 +105,13 @@ class VAE2D(LatentVariableModel):
         )
         if n_hidden_layers < 0:
             raise ModelConfigError(f"n_hidden_layers must be >= 0, got {n_hidden_layers}")
-        if not 0.0 < lr_final_factor <= 1.0:
-            raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
         # The per-latent-dimension KL terms depend on latent_dim; the base reads them in __init__.
         self.extra_terms = ("kl", "recon", *(f"kl_dim{j}" for j in range(latent_dim)))
-        super().__init__(lr=lr)
+        super().__init__(lr=lr, lr_final_factor=lr_final_factor)
         self.save_hyperparameters()
         self.decoder_variance = decoder_variance
         self.latent_dim = latent_dim
         self.data_dim = data_dim
-        self.lr_final_factor = lr_final_factor
         self.eval_samples = eval_samples
         self.iwae_k = iwae_k
         self.iwae_points = iwae_points
@@ -235,23 +231,3 @@ class VAE2D(LatentVariableModel):
         self.log(f"test/iwae{k}_bpd", self.to_bpd(-iwae_bound(log_w).mean()))
         self.log(f"test/elbo{k}_bpd", self.to_bpd(-log_w.mean()))
         self._iwae_buffer = []
-
-    # ------------------------------------------------------------------ optimiser
-    def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
-        if self.lr_final_factor >= 1.0:
-            return optimizer
-        estimated = float(self.trainer.estimated_stepping_batches)
-        if not math.isfinite(estimated):
-            raise ModelConfigError("lr_final_factor < 1 needs a finite max_epochs or max_steps")
-        total = max(int(estimated), 1)
-        final = self.lr_final_factor
-
-        def factor(step: int) -> float:
-            return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(step / total, 1.0)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
