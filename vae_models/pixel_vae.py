@@ -71,7 +71,12 @@ one value in 10⁴ across a bin edge). The DMOL is then sampled at the pixel (R,
 Options against posterior collapse (training only; the logged numbers are always the true bound):
 ``free_bits`` λ (nats per latent channel, Kingma et al. 2016): the training objective is
 recon + Σ_j max(λ, mean over the batch of kl_ch<j>); ``kl_warmup_steps``: the KL is weighted by
-min(1, step / kl_warmup_steps).
+min(1, step / kl_warmup_steps); ``aux_weight`` α (auxiliary guided training, after Lucas & Verbeek
+2018): a 1×1 conv of c(z) gives a second, *factorised* DMOL P_aux(x | z) = ∏_i P_aux(x_i | c_i(z))
+that sees no pixels, and the objective adds α · (−log P_aux(x | z)). Only z can tell P_aux the
+digit and its colours, so the encoder must put them into z and c(z), where the pixel decoder can
+read them too. The auxiliary head is not part of the model P(x | z) (the bound and sampling never
+read it).
 
 Hooks for callbacks: ``n_categories = 256``, :meth:`posterior_mean`, :meth:`decode_to_pixels`
 (one draw of x ~ P(x|z): the decoder has no closed-form mean), ``sample(n, generator=None,

@@ -234,6 +234,8 @@ def test_bad_input_and_config():
         (dict(n_mixtures=0), "n_mixtures must be a positive integer"),
         (dict(pixel_layers=-1), "pixel_layers must be an integer >= 0"),
         (dict(free_bits=-0.5), "free_bits must be a finite number >= 0"),
+        (dict(aux_weight=-1.0), "aux_weight must be a finite number >= 0"),
+        (dict(lr_final_factor=0.0), "lr_final_factor must be in"),
         (dict(lr=0.0), "lr must be > 0"),
     ]:
         with pytest.raises(ModelConfigError, match=message):
@@ -283,6 +285,30 @@ def test_kl_warmup_objective():
     torch.manual_seed(0)
     terms = model.loss_terms(x)
     assert loss.item() == pytest.approx((terms["recon"].mean() / D).item(), rel=1e-5)
+
+
+def test_auxiliary_decoder_objective():
+    """With aux_weight α the training loss is [mean −ELBO + α · mean −log P_aux(x | c(z))] / D,
+    P_aux the factorised DMOL of the auxiliary head on the same c(z); the bound does not read it."""
+    model = tiny(aux_weight=0.5)
+    x = images(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log without a trainer
+        torch.manual_seed(0)
+        loss = model.training_step(x, 0)
+    torch.manual_seed(0)
+    mu_z, logvar_z = model.encode(x)
+    z = mu_z + torch.exp(0.5 * logvar_z) * torch.randn(mu_z.shape)
+    cond = model.conditioning(z)
+    recon = -dmol.log_prob(x, model.pixelcnn(model.scale(x), cond)).flatten(1).sum(-1)
+    kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
+    aux = -dmol.log_prob(x, model.aux_head(cond)).flatten(1).sum(-1)
+    expected = ((recon + kl).mean() + 0.5 * aux.mean()) / D
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    model.zero_grad()
+    model.nll(x).mean().backward()  # the bound itself never reads the auxiliary head
+    assert model.aux_head.weight.grad is None
+    assert tiny().aux_head is None and "aux_head.weight" not in tiny().state_dict()
 
 
 @pytest.fixture(scope="module")
