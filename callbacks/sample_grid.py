@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 
 from callbacks.figures import evaluating, save_figure, should_draw
+from metrics.digits import digit_reader, readable
 
 
 def image_grid(images: np.ndarray, n_rows: int, max_value: int, pad: int = 1) -> np.ndarray:
@@ -30,6 +31,15 @@ def image_grid(images: np.ndarray, n_rows: int, max_value: int, pad: int = 1) ->
         top, left = pad + r * (h + pad), pad + col * (w + pad)
         grid[top : top + h, left : left + w] = scaled[k]
     return grid
+
+
+def digit_caption(trainer: pl.Trainer, images: torch.Tensor, n_levels: int) -> str:
+    """The share of ``images`` recognised as digits (:mod:`metrics.digits`), as a caption, where
+    the data are MNIST-like digits the reader can read; else an empty string."""
+    if getattr(trainer.datamodule, "digit_domain", None) != "mnist" or not readable(images):
+        return ""
+    reading = digit_reader(images.device).read(images, n_levels)
+    return f"{reading.recognised.float().mean():.0%} recognised as digits"
 
 
 class SampleGrid(pl.Callback):
@@ -75,10 +85,13 @@ class SampleGrid(pl.Callback):
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if self.every_n_epochs and epoch % self.every_n_epochs == 0 and not last:
-            self.draw(trainer, pl_module, step=trainer.global_step, title=f"epoch {epoch}")
+            title = (
+                f"after epoch {trainer.current_epoch}, step {trainer.global_step}"  # as checkpoints
+            )
+            self.draw(trainer, pl_module, step=trainer.global_step, title=title)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.draw(trainer, pl_module, title=f"end of training (epoch {trainer.current_epoch})")
+        self.draw(trainer, pl_module, title=f"end of training, step {trainer.global_step}")
 
     def samples(self, pl_module: pl.LightningModule) -> torch.Tensor:
         """``n_samples`` seeded samples of the model, in eval mode without gradients."""
@@ -98,16 +111,19 @@ class SampleGrid(pl.Callback):
         if not should_draw(trainer) or trainer.fast_dev_run:  # a smoke test: skip the slow part
             return
         start = time.perf_counter()
-        images = self.samples(pl_module).cpu().numpy()
+        samples = self.samples(pl_module).cpu()
         seconds = time.perf_counter() - start
-        rank_zero_info(f"{type(self).__name__}: {len(images)} samples in {seconds:.1f} s")
-        max_value = int(getattr(pl_module, "n_categories", images.max() + 1)) - 1
-        grid = image_grid(images, self.n_rows, max(max_value, 1))
+        rank_zero_info(f"{type(self).__name__}: {len(samples)} samples in {seconds:.1f} s")
+        images = samples.numpy()
+        n_levels = int(getattr(pl_module, "n_categories", images.max() + 1))
+        grid = image_grid(images, self.n_rows, max(n_levels - 1, 1))
         fig = Figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + 0.4))
         ax = fig.subplots()
         ax.imshow(grid, interpolation="nearest")
         ax.set_axis_off()
         options = ", ".join(f"{k}={v}" for k, v in self.sample_kwargs.items())
         title = f"{title}, {options}" if options else title
-        ax.set_title(f"{len(images)} samples, {title}", fontsize=9)
+        caption = digit_caption(trainer, samples, n_levels)
+        title = f"{title}\n{caption}" if caption else title
+        ax.set_title(f"{type(pl_module).__name__}: {len(images)} samples, {title}", fontsize=9)
         save_figure(trainer, fig, self.name, step=step)
