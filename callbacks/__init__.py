@@ -8,6 +8,7 @@ from callbacks.interpolations import Interpolations
 from callbacks.latent_scatter import LatentScatter
 from callbacks.loss_curves import LossCurves
 from callbacks.receptive_field import ReceptiveField
+from callbacks.reconstructions import Reconstructions
 from callbacks.sample_grid import SampleGrid
 from callbacks.stop_checkpoint import StopCheckpoint
 from callbacks.vae_samples import VAESamples
@@ -20,6 +21,7 @@ __all__ = [
     "LatentScatter",
     "LossCurves",
     "ReceptiveField",
+    "Reconstructions",
     "SampleGrid",
     "StopCheckpoint",
     "VAESamples",
