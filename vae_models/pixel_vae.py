@@ -72,11 +72,12 @@ Options against posterior collapse (training only; the logged numbers are always
 ``free_bits`` λ (nats per latent channel, Kingma et al. 2016): the training objective is
 recon + Σ_j max(λ, mean over the batch of kl_ch<j>); ``kl_warmup_steps``: the KL is weighted by
 min(1, step / kl_warmup_steps); ``aux_weight`` α (auxiliary guided training, after Lucas & Verbeek
-2018): a 1×1 conv of c(z) gives a second, *factorised* DMOL P_aux(x | z) = ∏_i P_aux(x_i | c_i(z))
-that sees no pixels, and the objective adds α · (−log P_aux(x | z)). Only z can tell P_aux the
-digit and its colours, so the encoder must put them into z and c(z), where the pixel decoder can
-read them too. The auxiliary head is not part of the model P(x | z) (the bound and sampling never
-read it).
+2018): a 1×1 conv of c(z) gives a second, *factorised* decoder that sees no pixels, the
+:class:`~vae_models.conv_vae.ConvVAE` likelihood p_aux(y | z) = N(μ(c(z)), diag σ²(c(z))) of the
+dequantised y = (x + u)/256, and the objective adds α · (−log p_aux(y | z) + D ln 256). Only z can
+tell p_aux the digit and its colours, so the encoder must put them into z and c(z), where the pixel
+decoder can read them too. The auxiliary head is not part of the model P(x | z) (the bound and
+sampling never read it).
 
 Hooks for callbacks: ``n_categories = 256``, :meth:`posterior_mean`, :meth:`decode_to_pixels`
 (one draw of x ~ P(x|z): the decoder has no closed-form mean), ``sample(n, generator=None,
@@ -98,9 +99,11 @@ from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
 from vae_models.base import LatentVariableModel
 from vae_models.conv_vae import (  # the same data, latent and priors as the HW3 §2 VAE
+    DECODER_INIT,
     IMAGE_SHAPE,
     LATENT_LOGVAR_RANGE,
     N_LEVELS,
+    PIXEL_LOGVAR_RANGE,
     PRIORS,
     decoder,
     elbo_terms,
@@ -132,6 +135,28 @@ def receptive_field(first_kernel: int, kernel: int, n_layers: int) -> Tensor:
     for dr, dc in offsets:
         field[radius + dr, radius + dc] = True
     return field
+
+
+def dmol_output_conv(in_channels: int, n_mixtures: int) -> nn.Conv2d:
+    """A 1×1 conv to the ``10·M`` DMOL parameters whose log-scale biases start spread evenly over
+    the M components from ``LOG_SCALE_INIT[0]`` (a few grey levels) to ``LOG_SCALE_INIT[1]`` (a
+    broad one), so that some components specialise in exact values and others in the rest from
+    the first step (my choice)."""
+    conv = nn.Conv2d(in_channels, dmol.n_params(n_mixtures), 1)
+    with torch.no_grad():
+        m = n_mixtures
+        conv.bias[4 * m : 7 * m] = torch.linspace(*LOG_SCALE_INIT, m).repeat(3)
+    return conv
+
+
+def gaussian_output_conv(in_channels: int) -> nn.Conv2d:
+    """A 1×1 conv to a mean and a log-variance per colour channel (6 outputs), biases starting at
+    :data:`vae_models.conv_vae.DECODER_INIT` like the ConvVAE decoder."""
+    conv = nn.Conv2d(in_channels, 2 * IMAGE_SHAPE[0], 1)
+    with torch.no_grad():
+        conv.bias[: IMAGE_SHAPE[0]].fill_(DECODER_INIT[0])
+        conv.bias[IMAGE_SHAPE[0] :].fill_(DECODER_INIT[1])
+    return conv
 
 
 def with_ones(v: Tensor) -> Tensor:
@@ -173,13 +198,7 @@ class ConditionalPixelCNN(nn.Module):
         )
         self.hidden = nn.Conv2d(n_filters, n_filters, 1)
         self.hidden_cond = nn.Conv2d(cond_channels, n_filters, 1)
-        self.out = nn.Conv2d(n_filters, dmol.n_params(n_mixtures), 1)
-        # My choice: the components start with different widths, log s from LOG_SCALE_INIT[0]
-        # (a few grey levels) to LOG_SCALE_INIT[1] (a broad one), so that some specialise in
-        # exact values and others in the rest from the first step.
-        with torch.no_grad():
-            m = n_mixtures
-            self.out.bias[4 * m : 7 * m] = torch.linspace(*LOG_SCALE_INIT, m).repeat(3)
+        self.out = dmol_output_conv(n_filters, n_mixtures)
 
     def forward(self, v: Tensor, c: Tensor) -> Tensor:
         """DMOL parameters ``[B, 10·M, H, W]`` from pixel values ``v`` ``[B, 3, H, W]`` on the
@@ -337,9 +356,7 @@ class PixelVAE(LatentVariableModel):
         )
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
         self.aux_weight = float(aux_weight)
-        self.aux_head = (
-            nn.Conv2d(cond_channels, dmol.n_params(n_mixtures), 1) if aux_weight > 0 else None
-        )
+        self.aux_head = gaussian_output_conv(cond_channels) if aux_weight > 0 else None
         self._last_terms: dict[str, Tensor] | None = None
         self._last_cond: Tensor | None = None
 
@@ -446,6 +463,16 @@ class PixelVAE(LatentVariableModel):
             return 1.0
         return min(1.0, self.global_step / self.kl_warmup_steps)
 
+    def aux_nll(self, x: Tensor, cond: Tensor) -> Tensor:
+        """−log p_aux(y | z) + D ln 256 of the auxiliary decoder on features ``cond`` = c(z), per
+        image ``[B]`` nats, y = (x + u)/256 (module docstring)."""
+        y = (
+            x.to(cond.dtype) + torch.rand(x.shape, dtype=cond.dtype, device=cond.device)
+        ) / N_LEVELS
+        mu, logvar = self.aux_head(cond).chunk(2, dim=1)
+        log_p = gaussian_log_prob_per_dim(y, mu, soft_clamp(logvar, *PIXEL_LOGVAR_RANGE))
+        return -log_p.flatten(1).sum(-1) + self.n_dims * math.log(N_LEVELS)
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """The base's step (logs the true −ELBO and its terms) plus the change from −ELBO to the
         training objective: free bits and KL warm-up on the KL, and α times the auxiliary
@@ -465,8 +492,7 @@ class PixelVAE(LatentVariableModel):
                 kl_channels = kl_channels.clamp(min=self.free_bits)
             change = change + kl_channels.sum() * self.kl_weight() - terms["kl"].mean()
         if self.aux_head is not None and cond is not None:
-            x = unpack_batch(batch)
-            aux_nll = -dmol.log_prob(x, self.aux_head(cond)).flatten(1).sum(-1).mean()
+            aux_nll = self.aux_nll(unpack_batch(batch), cond).mean()
             self.log("train/aux_bpd", self.to_bpd(aux_nll.detach()), on_step=True, on_epoch=False)
             change = change + self.aux_weight * aux_nll
         return loss + change / self.n_dims
