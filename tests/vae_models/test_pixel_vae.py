@@ -4,7 +4,6 @@ bad input, training on the stand-in data, checkpoints."""
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from pathlib import Path
 
@@ -378,24 +377,3 @@ def test_checkpoint_round_trip(tmp_path, stand_in_batches):
     expected = model.nll(x)
     torch.manual_seed(0)
     assert torch.equal(loaded.nll(x), expected)
-
-
-@pytest.mark.parametrize("name", ["pixelvae_quick", "pixelvae"])
-def test_configs_run(name, tmp_path, monkeypatch):
-    """Both configs parse and train a step through the CLI (the GPU-sized one on 2 images)."""
-    from train import main
-
-    monkeypatch.setattr(sys, "argv", ["train.py"])
-    main(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / f"{name}.yaml"),
-            f"--trainer.default_root_dir={tmp_path}",
-            "--trainer.fast_dev_run=1",
-            "--trainer.accelerator=cpu",
-            "--trainer.enable_progress_bar=false",
-            "--data.init_args.batch_size=2",
-        ]
-    )
-    assert (tmp_path / "figures" / "loss_curves.png").is_file()
