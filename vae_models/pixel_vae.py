@@ -174,6 +174,8 @@ class ConditionalPixelCNN(nn.Module):
         first_kernel: k0 of the type-A conv (odd, >= 3).
         kernel: k of the type-B convs (odd, >= 1).
         n_mixtures: M, logistic components.
+        mean_skip: add a linear type-A k0×k0 masked conv of the pixels to the DMOL means m_{k,c}
+            (zero at the start), so that copying a neighbour's value is one weight.
     """
 
     def __init__(
@@ -184,8 +186,10 @@ class ConditionalPixelCNN(nn.Module):
         first_kernel: int,
         kernel: int,
         n_mixtures: int,
+        mean_skip: bool = False,
     ) -> None:
         super().__init__()
+        self.n_mixtures = n_mixtures
         self.receptive_radius = first_kernel // 2 + n_layers * (kernel // 2)
         # the pixels' values and a constant 1 (zero in the padding: the image's edges are visible)
         self.input_conv = MaskedConv2d(IMAGE_SHAPE[0] + 1, n_filters, first_kernel, "A")
@@ -199,16 +203,32 @@ class ConditionalPixelCNN(nn.Module):
         self.hidden = nn.Conv2d(n_filters, n_filters, 1)
         self.hidden_cond = nn.Conv2d(cond_channels, n_filters, 1)
         self.out = dmol_output_conv(n_filters, n_mixtures)
+        self.mean_skip = None
+        if mean_skip:
+            self.mean_skip = MaskedConv2d(IMAGE_SHAPE[0] + 1, 3 * n_mixtures, first_kernel, "A")
+            with torch.no_grad():
+                self.mean_skip.weight.zero_()
+                self.mean_skip.bias.zero_()
 
     def forward(self, v: Tensor, c: Tensor) -> Tensor:
         """DMOL parameters ``[B, 10·M, H, W]`` from pixel values ``v`` ``[B, 3, H, W]`` on the
         [−1, 1] scale and conditioning features ``c`` ``[B, cond_channels, H, W]``."""
-        h = self.input_conv(with_ones(v)) + self.input_cond(c)
+        inputs = with_ones(v)
+        h = self.input_conv(inputs) + self.input_cond(c)
         for conv, cond in zip(self.convs, self.conds, strict=True):
             a, g = (conv(F.elu(h)) + cond(c)).chunk(2, dim=1)
             h = h + a * torch.sigmoid(g)
         h = self.hidden(F.elu(h)) + self.hidden_cond(c)
-        return self.out(F.elu(h))
+        return self.add_mean_skip(
+            self.out(F.elu(h)), self.mean_skip(inputs) if self.mean_skip else None
+        )
+
+    def add_mean_skip(self, params: Tensor, skip: Tensor | None) -> Tensor:
+        """``params`` (channels on dim 1) with ``skip`` (3M channels) added to the means block."""
+        if skip is None:
+            return params
+        m = self.n_mixtures
+        return torch.cat([params[:, :m], params[:, m : 4 * m] + skip, params[:, 4 * m :]], dim=1)
 
     def forward_at(self, v: Tensor, c: Tensor, row: int, col: int) -> Tensor:
         """The parameters ``[B, 10·M]`` at (row, col) from the crop rows row−R..row, columns
@@ -244,11 +264,17 @@ class CachedPixelCNN:
         self.conds = [position_major(cond(c)) for cond in net.conds]
         self.hidden_cond = position_major(net.hidden_cond(c))
         self.input_cache = MaskedConvCache(net.input_conv, n, height, width)
+        self.skip_cache = (
+            MaskedConvCache(net.mean_skip, n, height, width) if net.mean_skip is not None else None
+        )
         self.caches = [MaskedConvCache(conv, n, height, width) for conv in net.convs]
 
     def write_input(self, row: int, col: int, v: Tensor) -> None:
         """Record the drawn pixel's values ``[n, 3]`` on the [−1, 1] scale."""
-        self.input_cache.write(row, col, torch.cat([v, torch.ones_like(v[:, :1])], dim=1))
+        inputs = torch.cat([v, torch.ones_like(v[:, :1])], dim=1)
+        self.input_cache.write(row, col, inputs)
+        if self.skip_cache is not None:
+            self.skip_cache.write(row, col, inputs)
 
     def step(self, row: int, col: int) -> Tensor:
         """The DMOL parameters ``[n, 10·M]`` at (row, col); the pixels before it must be written."""
@@ -260,7 +286,9 @@ class CachedPixelCNN:
             h = h + a * torch.sigmoid(g)
         h = F.linear(F.elu(h), net.hidden.weight[:, :, 0, 0], net.hidden.bias)
         h = h + self.hidden_cond[row, col]
-        return F.linear(F.elu(h), net.out.weight[:, :, 0, 0], net.out.bias)
+        params = F.linear(F.elu(h), net.out.weight[:, :, 0, 0], net.out.bias)
+        skip = self.skip_cache.output(row, col) if self.skip_cache is not None else None
+        return net.add_mean_skip(params, skip)
 
 
 class PixelVAE(LatentVariableModel):
@@ -285,6 +313,8 @@ class PixelVAE(LatentVariableModel):
         kl_warmup_steps: training steps of the linear KL warm-up (0: off).
         aux_weight: α >= 0, weight of the auxiliary factorised decoder's NLL in the training
             objective (0: off, no auxiliary head).
+        mean_skip: a linear masked conv of the pixels added to the DMOL means
+            (:class:`ConditionalPixelCNN`).
         lr: Adam learning rate.
         lr_final_factor: the learning rate decays along a cosine from ``lr`` to
             ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
@@ -310,6 +340,7 @@ class PixelVAE(LatentVariableModel):
         free_bits: float = 0.0,
         kl_warmup_steps: int = 0,
         aux_weight: float = 0.0,
+        mean_skip: bool = False,
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
     ) -> None:
@@ -352,7 +383,7 @@ class PixelVAE(LatentVariableModel):
         self.cond_net = decoder(width, latent_channels, n_res_blocks)
         self.cond_net[-1] = nn.Conv2d(width // 4, cond_channels, 3, padding=1)
         self.pixelcnn = ConditionalPixelCNN(
-            cond_channels, pixel_filters, pixel_layers, first_kernel, kernel, n_mixtures
+            cond_channels, pixel_filters, pixel_layers, first_kernel, kernel, n_mixtures, mean_skip
         )
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
         self.aux_weight = float(aux_weight)

@@ -61,6 +61,20 @@ def closed_form_field(p0: int, p: int, n_layers: int) -> torch.Tensor:
     return field
 
 
+def decoder_net(
+    n_layers: int, first_kernel: int, kernel: int, mean_skip: bool, n_filters: int = 6
+) -> ConditionalPixelCNN:
+    """A seeded decoder on 4 conditioning channels; its mean skip (zero at the start) is given
+    random weights, so that it reads the pixels."""
+    torch.manual_seed(0)
+    net = ConditionalPixelCNN(
+        4, n_filters, n_layers, first_kernel, kernel, n_mixtures=2, mean_skip=mean_skip
+    )
+    if mean_skip:
+        torch.nn.init.normal_(net.mean_skip.weight, std=0.3)
+    return net
+
+
 @pytest.mark.parametrize(
     "first_kernel, kernel, n_layers", [(5, 3, 2), (3, 3, 0), (3, 3, 3), (3, 5, 1), (7, 1, 2)]
 )
@@ -77,12 +91,14 @@ def test_receptive_field_closed_form(first_kernel, kernel, n_layers):
         (3, 5, 1, [(9, 20), (2, 1)]),
     ],
 )
-def test_decoder_reads_exactly_its_receptive_field(first_kernel, kernel, n_layers, pixels):
+@pytest.mark.parametrize("mean_skip", [False, True])
+def test_decoder_reads_exactly_its_receptive_field(
+    first_kernel, kernel, n_layers, pixels, mean_skip
+):
     """Gradients of the decoder output at (r, c) with respect to its input pixels: non-zero on
     the configured field (clipped at the image's edges), zero everywhere else, in particular at
     (r, c) and every pixel after it in raster order."""
-    torch.manual_seed(0)
-    net = ConditionalPixelCNN(4, 6, n_layers, first_kernel, kernel, n_mixtures=2).double()
+    net = decoder_net(n_layers, first_kernel, kernel, mean_skip).double()
     radius = net.receptive_radius
     assert radius == first_kernel // 2 + n_layers * (kernel // 2)
     field = receptive_field(first_kernel, kernel, n_layers)
@@ -173,9 +189,9 @@ def test_iwae_is_above_the_elbo_of_the_same_samples():
     assert ((log_w.mean(0) - elbo).abs() / (D * math.log(2)) < 0.05).all()
 
 
-def test_cached_step_equals_the_full_pass():
-    torch.manual_seed(0)
-    net = ConditionalPixelCNN(4, 8, 2, 5, 3, n_mixtures=2)
+@pytest.mark.parametrize("mean_skip", [False, True])
+def test_cached_step_equals_the_full_pass(mean_skip):
+    net = decoder_net(2, 5, 3, mean_skip, n_filters=8)
     v = 2 * torch.rand(3, 3, 32, 32) - 1
     c = torch.randn(3, 4, 32, 32)
     with torch.no_grad():
@@ -190,8 +206,11 @@ def test_cached_step_equals_the_full_pass():
                 stepper.write_input(row, col, v[:, :, row, col])
 
 
-def test_cached_and_naive_samples_are_the_same_images():
-    model = tiny().double().eval()
+@pytest.mark.parametrize("mean_skip", [False, True])
+def test_cached_and_naive_samples_are_the_same_images(mean_skip):
+    model = tiny(mean_skip=mean_skip).double().eval()
+    if mean_skip:
+        torch.nn.init.normal_(model.pixelcnn.mean_skip.weight, std=0.3)
     a = model.sample(2, generator=torch.Generator().manual_seed(5))
     b = model.sample(2, generator=torch.Generator().manual_seed(5), cached=False)
     assert torch.equal(a, b)
