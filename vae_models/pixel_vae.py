@@ -380,8 +380,7 @@ class PixelVAE(LatentVariableModel):
         self.kl_warmup_steps = kl_warmup_steps
         self.latent_shape = (latent_channels, IMAGE_SHAPE[1] // 4, IMAGE_SHAPE[2] // 4)
         self.encoder = encoder(width, latent_channels, n_res_blocks)
-        self.cond_net = decoder(width, latent_channels, n_res_blocks)
-        self.cond_net[-1] = nn.Conv2d(width // 4, cond_channels, 3, padding=1)
+        self.cond_net = decoder(width, latent_channels, n_res_blocks, cond_channels)
         self.pixelcnn = ConditionalPixelCNN(
             cond_channels, pixel_filters, pixel_layers, first_kernel, kernel, n_mixtures, mean_skip
         )
