@@ -174,8 +174,9 @@ class ConditionalPixelCNN(nn.Module):
         first_kernel: k0 of the type-A conv (odd, >= 3).
         kernel: k of the type-B convs (odd, >= 1).
         n_mixtures: M, logistic components.
-        mean_skip: add a linear type-A k0×k0 masked conv of the pixels to the DMOL means m_{k,c}
-            (zero at the start), so that copying a neighbour's value is one weight.
+        mean_skip: add linear paths to the DMOL means m_{k,c} (zero at the start): a type-A
+            k0×k0 masked conv of the pixels (copying a neighbour's value is one weight) and a 1×1
+            conv of c (a colour that z carries is one weight away).
     """
 
     def __init__(
@@ -203,12 +204,14 @@ class ConditionalPixelCNN(nn.Module):
         self.hidden = nn.Conv2d(n_filters, n_filters, 1)
         self.hidden_cond = nn.Conv2d(cond_channels, n_filters, 1)
         self.out = dmol_output_conv(n_filters, n_mixtures)
-        self.mean_skip = None
+        self.mean_skip, self.mean_cond = None, None
         if mean_skip:
             self.mean_skip = MaskedConv2d(IMAGE_SHAPE[0] + 1, 3 * n_mixtures, first_kernel, "A")
+            self.mean_cond = nn.Conv2d(cond_channels, 3 * n_mixtures, 1)
             with torch.no_grad():
-                self.mean_skip.weight.zero_()
-                self.mean_skip.bias.zero_()
+                for layer in (self.mean_skip, self.mean_cond):
+                    layer.weight.zero_()
+                    layer.bias.zero_()
 
     def forward(self, v: Tensor, c: Tensor) -> Tensor:
         """DMOL parameters ``[B, 10·M, H, W]`` from pixel values ``v`` ``[B, 3, H, W]`` on the
@@ -219,9 +222,8 @@ class ConditionalPixelCNN(nn.Module):
             a, g = (conv(F.elu(h)) + cond(c)).chunk(2, dim=1)
             h = h + a * torch.sigmoid(g)
         h = self.hidden(F.elu(h)) + self.hidden_cond(c)
-        return self.add_mean_skip(
-            self.out(F.elu(h)), self.mean_skip(inputs) if self.mean_skip else None
-        )
+        skip = None if self.mean_skip is None else self.mean_skip(inputs) + self.mean_cond(c)
+        return self.add_mean_skip(self.out(F.elu(h)), skip)
 
     def add_mean_skip(self, params: Tensor, skip: Tensor | None) -> Tensor:
         """``params`` (channels on dim 1) with ``skip`` (3M channels) added to the means block."""
@@ -264,9 +266,10 @@ class CachedPixelCNN:
         self.conds = [position_major(cond(c)) for cond in net.conds]
         self.hidden_cond = position_major(net.hidden_cond(c))
         self.input_cache = MaskedConvCache(net.input_conv, n, height, width)
-        self.skip_cache = (
-            MaskedConvCache(net.mean_skip, n, height, width) if net.mean_skip is not None else None
-        )
+        self.skip_cache, self.mean_cond = None, None
+        if net.mean_skip is not None:
+            self.skip_cache = MaskedConvCache(net.mean_skip, n, height, width)
+            self.mean_cond = position_major(net.mean_cond(c))
         self.caches = [MaskedConvCache(conv, n, height, width) for conv in net.convs]
 
     def write_input(self, row: int, col: int, v: Tensor) -> None:
@@ -287,7 +290,9 @@ class CachedPixelCNN:
         h = F.linear(F.elu(h), net.hidden.weight[:, :, 0, 0], net.hidden.bias)
         h = h + self.hidden_cond[row, col]
         params = F.linear(F.elu(h), net.out.weight[:, :, 0, 0], net.out.bias)
-        skip = self.skip_cache.output(row, col) if self.skip_cache is not None else None
+        skip = None
+        if self.skip_cache is not None:
+            skip = self.skip_cache.output(row, col) + self.mean_cond[row, col]
         return net.add_mean_skip(params, skip)
 
 
@@ -313,7 +318,7 @@ class PixelVAE(LatentVariableModel):
         kl_warmup_steps: training steps of the linear KL warm-up (0: off).
         aux_weight: α >= 0, weight of the auxiliary factorised decoder's NLL in the training
             objective (0: off, no auxiliary head).
-        mean_skip: a linear masked conv of the pixels added to the DMOL means
+        mean_skip: linear paths from the pixels (masked) and from c(z) to the DMOL means
             (:class:`ConditionalPixelCNN`).
         lr: Adam learning rate.
         lr_final_factor: the learning rate decays along a cosine from ``lr`` to

@@ -72,6 +72,7 @@ def decoder_net(
     )
     if mean_skip:
         torch.nn.init.normal_(net.mean_skip.weight, std=0.3)
+        torch.nn.init.normal_(net.mean_cond.weight, std=0.3)
     return net
 
 
@@ -211,6 +212,7 @@ def test_cached_and_naive_samples_are_the_same_images(mean_skip):
     model = tiny(mean_skip=mean_skip).double().eval()
     if mean_skip:
         torch.nn.init.normal_(model.pixelcnn.mean_skip.weight, std=0.3)
+        torch.nn.init.normal_(model.pixelcnn.mean_cond.weight, std=0.3)
     a = model.sample(2, generator=torch.Generator().manual_seed(5))
     b = model.sample(2, generator=torch.Generator().manual_seed(5), cached=False)
     assert torch.equal(a, b)
