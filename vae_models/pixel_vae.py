@@ -320,6 +320,9 @@ class PixelVAE(LatentVariableModel):
             objective (0: off, no auxiliary head).
         mean_skip: linear paths from the pixels (masked) and from c(z) to the DMOL means
             (:class:`ConditionalPixelCNN`).
+        global_cond: the decoder (and the auxiliary head) also read the mean of c(z) over the
+            image at every pixel, so that what z says about the whole image (its colours) reaches
+            every pixel, the image's corners included.
         lr: Adam learning rate.
         lr_final_factor: the learning rate decays along a cosine from ``lr`` to
             ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
@@ -346,6 +349,7 @@ class PixelVAE(LatentVariableModel):
         kl_warmup_steps: int = 0,
         aux_weight: float = 0.0,
         mean_skip: bool = False,
+        global_cond: bool = False,
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
     ) -> None:
@@ -387,11 +391,19 @@ class PixelVAE(LatentVariableModel):
         self.encoder = encoder(width, latent_channels, n_res_blocks)
         self.cond_net = decoder(width, latent_channels, n_res_blocks, cond_channels)
         self.pixelcnn = ConditionalPixelCNN(
-            cond_channels, pixel_filters, pixel_layers, first_kernel, kernel, n_mixtures, mean_skip
+            cond_channels * (2 if global_cond else 1),
+            pixel_filters,
+            pixel_layers,
+            first_kernel,
+            kernel,
+            n_mixtures,
+            mean_skip,
         )
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
         self.aux_weight = float(aux_weight)
-        self.aux_head = gaussian_output_conv(cond_channels) if aux_weight > 0 else None
+        self.global_cond = global_cond
+        read = cond_channels * (2 if global_cond else 1)
+        self.aux_head = gaussian_output_conv(read) if aux_weight > 0 else None
         self._last_terms: dict[str, Tensor] | None = None
         self._last_cond: Tensor | None = None
 
@@ -421,8 +433,12 @@ class PixelVAE(LatentVariableModel):
         return mu, soft_clamp(logvar, *LATENT_LOGVAR_RANGE)
 
     def conditioning(self, z: Tensor) -> Tensor:
-        """c(z): ``[B, cond_channels, 32, 32]``, the features of z the pixel decoder reads."""
-        return self.cond_net(z)
+        """c(z): ``[B, cond_channels, 32, 32]``, the features of z the pixel decoder reads; with
+        ``global_cond`` also their mean over the image at every pixel (``2·cond_channels``)."""
+        c = self.cond_net(z)
+        if not self.global_cond:
+            return c
+        return torch.cat([c, c.mean(dim=(2, 3), keepdim=True).expand_as(c)], dim=1)
 
     def decoder_params(self, x: Tensor, z: Tensor) -> Tensor:
         """DMOL parameters ``[B, 10·M, 32, 32]`` of P(x_i | x_{N(i)}, z) for every pixel i."""

@@ -95,7 +95,9 @@ def test_pairs(models) -> None:
     assert differences["recipe"] > 20.0, differences
     assert differences["recipe"] > 4 * differences["plain"], differences
 
-    rows = Interpolations(n_pairs=10, n_steps=8).interpolate(recipe, torch.stack([a, b], 1)[:10].flatten(0, 1))
+    rows = Interpolations(n_pairs=10, n_steps=8).interpolate(
+        recipe, torch.stack([a, b], 1)[:10].flatten(0, 1)
+    )
     first, last = rows[:, 1], rows[:, -2]  # decoded at t = 0 and t = 1
     colour_error = (background(first) - background(a[:10])).abs().mean().item()
     crossed_error = (background(first) - background(b[:10])).abs().mean().item()

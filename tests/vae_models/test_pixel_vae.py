@@ -118,10 +118,12 @@ def test_decoder_reads_exactly_its_receptive_field(
         assert not seen.flatten()[row * 32 + col :].any()
 
 
-def test_model_decoder_ignores_pixels_at_and_after_i():
+@pytest.mark.parametrize("global_cond", [False, True])
+def test_model_decoder_ignores_pixels_at_and_after_i(global_cond):
     """Changing the pixels at and after (r, c) (all channels) leaves the DMOL parameters at
-    (r, c) unchanged: the same pixel's channels enter only through the DMOL coefficients."""
-    model = tiny().eval()
+    (r, c) unchanged: the same pixel's channels enter only through the DMOL coefficients (also
+    with the image-wide mean of c(z), which depends on z only)."""
+    model = tiny(mean_skip=True, global_cond=global_cond).eval()
     x = images(1)
     z = torch.randn(1, *model.latent_shape)
     row, col = 12, 9
@@ -207,9 +209,9 @@ def test_cached_step_equals_the_full_pass(mean_skip):
                 stepper.write_input(row, col, v[:, :, row, col])
 
 
-@pytest.mark.parametrize("mean_skip", [False, True])
-def test_cached_and_naive_samples_are_the_same_images(mean_skip):
-    model = tiny(mean_skip=mean_skip).double().eval()
+@pytest.mark.parametrize("mean_skip, global_cond", [(False, False), (True, False), (True, True)])
+def test_cached_and_naive_samples_are_the_same_images(mean_skip, global_cond):
+    model = tiny(mean_skip=mean_skip, global_cond=global_cond).double().eval()
     if mean_skip:
         torch.nn.init.normal_(model.pixelcnn.mean_skip.weight, std=0.3)
         torch.nn.init.normal_(model.pixelcnn.mean_cond.weight, std=0.3)
