@@ -73,11 +73,11 @@ Options against posterior collapse (training only; the logged numbers are always
 recon + Σ_j max(λ, mean over the batch of kl_ch<j>); ``kl_warmup_steps``: the KL is weighted by
 min(1, step / kl_warmup_steps); ``aux_weight`` α (auxiliary guided training, after Lucas & Verbeek
 2018): a 1×1 conv of c(z) gives a second, *factorised* decoder that sees no pixels, the
-:class:`~vae_models.conv_vae.ConvVAE` likelihood p_aux(y | z) = N(μ(c(z)), diag σ²(c(z))) of the
-dequantised y = (x + u)/256, and the objective adds α · (−log p_aux(y | z) + D ln 256). Only z can
-tell p_aux the digit and its colours, so the encoder must put them into z and c(z), where the pixel
-decoder can read them too. The auxiliary head is not part of the model P(x | z) (the bound and
-sampling never read it).
+:class:`~vae_models.conv_vae.ConvVAE` likelihood p_aux(y | z) = N(μ(c(z)), diag σ²) with one
+learned σ²_c per colour channel (:class:`AuxiliaryDecoder`) of the dequantised y = (x + u)/256, and
+the objective adds α · (−log p_aux(y | z) + D ln 256). Only z can tell p_aux the digit and its
+colours, so the encoder must put them into z and c(z), where the pixel decoder can read them too.
+The auxiliary head is not part of the model P(x | z) (the bound and sampling never read it).
 
 Hooks for callbacks: ``n_categories = 256``, :meth:`posterior_mean`, :meth:`decode_to_pixels`
 (one draw of x ~ P(x|z): the decoder has no closed-form mean), ``sample(n, generator=None,
@@ -149,14 +149,23 @@ def dmol_output_conv(in_channels: int, n_mixtures: int) -> nn.Conv2d:
     return conv
 
 
-def gaussian_output_conv(in_channels: int) -> nn.Conv2d:
-    """A 1×1 conv to a mean and a log-variance per colour channel (6 outputs), biases starting at
-    :data:`vae_models.conv_vae.DECODER_INIT` like the ConvVAE decoder."""
-    conv = nn.Conv2d(in_channels, 2 * IMAGE_SHAPE[0], 1)
-    with torch.no_grad():
-        conv.bias[: IMAGE_SHAPE[0]].fill_(DECODER_INIT[0])
-        conv.bias[IMAGE_SHAPE[0] :].fill_(DECODER_INIT[1])
-    return conv
+class AuxiliaryDecoder(nn.Module):
+    """p_aux(y | c) = N(μ(c), diag σ²): a 1×1 conv of the features c to the mean of every pixel
+    and channel, and one learned log σ²_c per colour channel shared by all pixels and images (as
+    :class:`~vae_models.conv_vae.ConvVAE` with ``decoder_variance="channel"``: no pixel can be
+    given up with a large variance). Starts at μ = ½, log σ² = −4 (``DECODER_INIT``)."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.mean = nn.Conv2d(in_channels, IMAGE_SHAPE[0], 1)
+        self.logvar = nn.Parameter(torch.full((1, IMAGE_SHAPE[0], 1, 1), DECODER_INIT[1]))
+        with torch.no_grad():
+            self.mean.bias.fill_(DECODER_INIT[0])
+
+    def forward(self, c: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, log σ²), each ``[B, 3, H, W]``, log σ² soft-clamped like the ConvVAE decoder's."""
+        mu = self.mean(c)
+        return mu, soft_clamp(self.logvar, *PIXEL_LOGVAR_RANGE).expand_as(mu)
 
 
 def with_ones(v: Tensor) -> Tensor:
@@ -403,7 +412,7 @@ class PixelVAE(LatentVariableModel):
         self.aux_weight = float(aux_weight)
         self.global_cond = global_cond
         read = cond_channels * (2 if global_cond else 1)
-        self.aux_head = gaussian_output_conv(read) if aux_weight > 0 else None
+        self.aux_head = AuxiliaryDecoder(read) if aux_weight > 0 else None
         self._last_terms: dict[str, Tensor] | None = None
         self._last_cond: Tensor | None = None
 
@@ -520,8 +529,8 @@ class PixelVAE(LatentVariableModel):
         y = (
             x.to(cond.dtype) + torch.rand(x.shape, dtype=cond.dtype, device=cond.device)
         ) / N_LEVELS
-        mu, logvar = self.aux_head(cond).chunk(2, dim=1)
-        log_p = gaussian_log_prob_per_dim(y, mu, soft_clamp(logvar, *PIXEL_LOGVAR_RANGE))
+        mu, logvar = self.aux_head(cond)
+        log_p = gaussian_log_prob_per_dim(y, mu, logvar)
         return -log_p.flatten(1).sum(-1) + self.n_dims * math.log(N_LEVELS)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:

@@ -312,7 +312,7 @@ def test_kl_warmup_objective():
 
 def test_auxiliary_decoder_objective():
     """With aux_weight α the training loss is [mean −ELBO + α · mean aux] / D, aux =
-    −log N(y; μ_aux(c), σ²_aux(c)) + D ln 256 with y = (x + u)/256 and the auxiliary head on the
+    −log N(y; μ_aux(c), σ²_aux) + D ln 256 with y = (x + u)/256 and the auxiliary head on the
     same c = c(z) (random numbers: z noise, then u); the bound does not read it."""
     model = tiny(aux_weight=0.5)
     x = images(4)
@@ -327,15 +327,15 @@ def test_auxiliary_decoder_objective():
     recon = -dmol.log_prob(x, model.pixelcnn(model.scale(x), cond)).flatten(1).sum(-1)
     kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
     y = (x.float() + torch.rand(x.shape)) / 256
-    mu_y, logvar_y = model.aux_head(cond).chunk(2, dim=1)
-    logvar_y = soft_clamp(logvar_y, -14.0, 4.0)
+    mu_y = model.aux_head.mean(cond)  # one learned log σ² per colour channel
+    logvar_y = soft_clamp(model.aux_head.logvar, -14.0, 4.0)
     log_p = -0.5 * (math.log(2 * math.pi) + logvar_y + (y - mu_y) ** 2 / logvar_y.exp())
     aux = -log_p.sum((1, 2, 3)) + D * math.log(256)
     expected = ((recon + kl).mean() + 0.5 * aux.mean()) / D
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     model.zero_grad()
     model.nll(x).mean().backward()  # the bound itself never reads the auxiliary head
-    assert model.aux_head.weight.grad is None
+    assert model.aux_head.mean.weight.grad is None and model.aux_head.logvar.grad is None
     assert tiny().aux_head is None and "aux_head.weight" not in tiny().state_dict()
 
 
