@@ -9,6 +9,7 @@ from callbacks.interpolations import Interpolations
 from callbacks.latent_scatter import LatentScatter
 from callbacks.loss_curves import LossCurves
 from callbacks.receptive_field import ReceptiveField
+from callbacks.reconstructions import Reconstructions
 from callbacks.sample_grid import SampleGrid
 from callbacks.step_seed import StepSeed
 from callbacks.stop_checkpoint import StopCheckpoint
@@ -24,6 +25,7 @@ __all__ = [
     "LatentScatter",
     "LossCurves",
     "ReceptiveField",
+    "Reconstructions",
     "SampleGrid",
     "StepSeed",
     "StopCheckpoint",

@@ -9,8 +9,10 @@ Since P(x) = ∫_{bin of x} p_c(y) dy = E_u[p_c(y)] · 256^{−D}, Jensen gives
 so ``nll`` adds the discretisation term D · ln 256 and bits/dim are comparable with discrete models
 (a negative value would be a bug). D = 3·32·32.
 
-Model. p(y|z) = N(μ_θ(z), diag σ²_θ(z)), a mean and a log-variance per pixel and channel (a density
-on ℝ^D: the mass it puts outside [0, 1]^D only loosens the bound). q(z|y) = N(μ_φ(y), diag σ²_φ(y))
+Model. p(y|z) = N(μ_θ(z), diag σ²_θ(z)), a mean and a log-variance per pixel and channel
+(``decoder_variance="pixel"``), or a mean per pixel and channel and one learned σ²_c per colour
+channel c shared by all pixels and images (``"channel"``); a density on ℝ^D: the mass it puts
+outside [0, 1]^D only loosens the bound. q(z|y) = N(μ_φ(y), diag σ²_φ(y))
 with z ``[C_z, 8, 8]``. The prior is ``"normal"``, N(0, I), or ``"flow"``, the autoregressive flow
 of :mod:`vae_models.flow_prior`. Per example, in nats,
 
@@ -22,6 +24,8 @@ analytic for the normal prior and the single-sample estimate above for the flow 
 channel ``kl_ch<j>`` (they sum to ``kl``), logged by the base as ``<stage>/bpd``, ``kl_bpd``,
 ``recon_bpd`` and ``kl_ch<j>_bpd`` (bits per *data* dimension). Random numbers are drawn in the
 order u, then the z noise.
+The latent-use diagnostics of :mod:`vae_models.base` (``<stage>/active_units``, ``<stage>/mi_nats``)
+are logged per validation and test epoch from q(z|x) at the bin centres.
 
 Networks (HW3 §2 handout; w = ``width``, 128 in the handout, and its w/4, w/2 layers):
 
@@ -49,12 +53,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import (
-    DensityModel,
-    ModelConfigError,
-    check_categorical,
-    check_positive_ints,
-)
+from ar_models.base import ModelConfigError, check_categorical, check_positive_ints
+from vae_models.base import LatentVariableModel
 from vae_models.flow_prior import AutoregressiveFlowPrior
 from vae_models.gaussians import (
     gaussian_log_prob_per_dim,
@@ -64,6 +64,7 @@ from vae_models.gaussians import (
 )
 
 PRIORS = ("normal", "flow")
+DECODER_VARIANCES = ("pixel", "channel")
 IMAGE_SHAPE = (3, 32, 32)
 N_LEVELS = 256
 LATENT_LOGVAR_RANGE = (-12.0, 8.0)
@@ -141,8 +142,10 @@ def encoder(width: int, latent_channels: int, n_res_blocks: int) -> nn.Sequentia
     )
 
 
-def decoder(width: int, latent_channels: int, n_res_blocks: int) -> nn.Sequential:
-    """[B, C_z, 8, 8] → [B, 6, 32, 32] (μ and log σ² of p(y|z))."""
+def decoder(
+    width: int, latent_channels: int, n_res_blocks: int, out_channels: int = 2 * IMAGE_SHAPE[0]
+) -> nn.Sequential:
+    """[B, C_z, 8, 8] → [B, out_channels, 32, 32] (default 6: μ and log σ² of p(y|z))."""
     return nn.Sequential(
         nn.Conv2d(latent_channels, width, 3, padding=1),
         residual_stack(width, n_res_blocks),
@@ -150,11 +153,11 @@ def decoder(width: int, latent_channels: int, n_res_blocks: int) -> nn.Sequentia
         nn.ReLU(),
         nn.ConvTranspose2d(width // 2, width // 4, 4, stride=2, padding=1),
         nn.ReLU(),
-        nn.Conv2d(width // 4, 2 * IMAGE_SHAPE[0], 3, padding=1),
+        nn.Conv2d(width // 4, out_channels, 3, padding=1),
     )
 
 
-class ConvVAE(DensityModel):
+class ConvVAE(LatentVariableModel):
     """Convolutional VAE for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative
     ELBO in nats including the discretisation term (module docstring).
 
@@ -165,7 +168,11 @@ class ConvVAE(DensityModel):
         n_res_blocks: gated residual blocks per stack (5).
         flow_filters: residual-stream width of the flow prior's PixelCNN.
         flow_blocks: type-B residual blocks of the flow prior's PixelCNN (3).
+        decoder_variance: ``"pixel"`` (the decoder outputs log σ² of every pixel and channel) or
+            ``"channel"`` (one learned log σ² per colour channel, shared by all pixels and images).
         lr: Adam learning rate.
+        lr_final_factor: the learning rate decays along a cosine from ``lr`` to
+            ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
     """
 
     n_categories = N_LEVELS
@@ -178,10 +185,16 @@ class ConvVAE(DensityModel):
         n_res_blocks: int = 5,
         flow_filters: int = 64,
         flow_blocks: int = 3,
+        decoder_variance: str = "pixel",
         lr: float = 1e-3,
+        lr_final_factor: float = 1.0,
     ) -> None:
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
+        if decoder_variance not in DECODER_VARIANCES:
+            raise ModelConfigError(
+                f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
+            )
         check_positive_ints(latent_channels=latent_channels, width=width, flow_filters=flow_filters)
         if width % 4:
             raise ModelConfigError(f"width must be divisible by 4, got {width}")
@@ -191,15 +204,23 @@ class ConvVAE(DensityModel):
             )
         # The per-channel KL terms depend on latent_channels; the base reads them in __init__.
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
-        super().__init__(lr=lr)
+        super().__init__(lr=lr, lr_final_factor=lr_final_factor)
         self.save_hyperparameters()
         self.latent_shape = (latent_channels, IMAGE_SHAPE[1] // 4, IMAGE_SHAPE[2] // 4)
         self.encoder = encoder(width, latent_channels, n_res_blocks)
-        self.decoder = decoder(width, latent_channels, n_res_blocks)
+        per_pixel = decoder_variance == "pixel"
+        n_out = IMAGE_SHAPE[0] * (2 if per_pixel else 1)
+        self.decoder = decoder(width, latent_channels, n_res_blocks, n_out)
+        self.decoder_logvar = (
+            None if per_pixel else nn.Parameter(torch.full((1, IMAGE_SHAPE[0], 1, 1), 0.0))
+        )
         out_bias = self.decoder[-1].bias
         with torch.no_grad():
             out_bias[: IMAGE_SHAPE[0]].fill_(DECODER_INIT[0])
-            out_bias[IMAGE_SHAPE[0] :].fill_(DECODER_INIT[1])
+            if per_pixel:
+                out_bias[IMAGE_SHAPE[0] :].fill_(DECODER_INIT[1])
+            else:
+                self.decoder_logvar.fill_(DECODER_INIT[1])
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
 
     @property
@@ -226,12 +247,21 @@ class ConvVAE(DensityModel):
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """p(y|z) = N(μ, diag exp(logvar)): ``(μ, logvar)``, each ``[B, 3, 32, 32]``."""
-        mu, logvar = self.decoder(z).chunk(2, dim=1)
+        out = self.decoder(z)
+        if self.decoder_logvar is None:
+            mu, logvar = out.chunk(2, dim=1)
+        else:
+            mu, logvar = out, self.decoder_logvar.expand_as(out)
         return mu, soft_clamp(logvar, *PIXEL_LOGVAR_RANGE)
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, logvar) of q(z|y) at the bin centres y = (x + ½)/256 of 8-bit images ``x``."""
+        self._check_x(x)
+        return self.encode((x.to(self.dtype) + 0.5) / N_LEVELS)
 
     def posterior_mean(self, x: Tensor) -> Tensor:
         """The mean of q(z|y) at the bin centres y = (x + ½)/256 of 8-bit images ``x``."""
-        return self.encode((x.to(self.dtype) + 0.5) / N_LEVELS)[0]
+        return self.posterior(x)[0]
 
     def decode_to_pixels(self, z: Tensor) -> Tensor:
         """The decoder mean μ(z) as 8-bit images ``LongTensor[B, 3, 32, 32]``."""

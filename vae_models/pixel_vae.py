@@ -22,6 +22,8 @@ upper bound on −log P(x) in the same units as :class:`ConvVAE`'s ``nll`` (D = 
 bits/dim = nll / (D ln 2)), so the two are directly comparable. ``loss_terms`` returns ``nll``,
 ``kl``, ``recon`` and the KL of each latent channel ``kl_ch<j>``, logged as ``<stage>/bpd``,
 ``kl_bpd``, ``recon_bpd``, ``kl_ch<j>_bpd`` like ConvVAE.
+The latent-use diagnostics of :mod:`vae_models.base` (``<stage>/active_units``, ``<stage>/mi_nats``)
+are logged per validation and test epoch from q(z|x).
 
 Networks.
 
@@ -69,7 +71,13 @@ one value in 10⁴ across a bin edge). The DMOL is then sampled at the pixel (R,
 Options against posterior collapse (training only; the logged numbers are always the true bound):
 ``free_bits`` λ (nats per latent channel, Kingma et al. 2016): the training objective is
 recon + Σ_j max(λ, mean over the batch of kl_ch<j>); ``kl_warmup_steps``: the KL is weighted by
-min(1, step / kl_warmup_steps).
+min(1, step / kl_warmup_steps); ``aux_weight`` α (auxiliary guided training, after Lucas & Verbeek
+2018): a 1×1 conv of c(z) gives a second, *factorised* decoder that sees no pixels, the
+:class:`~vae_models.conv_vae.ConvVAE` likelihood p_aux(y | z) = N(μ(c(z)), diag σ²) with one
+learned σ²_c per colour channel (:class:`AuxiliaryDecoder`) of the dequantised y = (x + u)/256, and
+the objective adds α · (−log p_aux(y | z) + D ln 256). Only z can tell p_aux the digit and its
+colours, so the encoder must put them into z and c(z), where the pixel decoder can read them too.
+The auxiliary head is not part of the model P(x | z) (the bound and sampling never read it).
 
 Hooks for callbacks: ``n_categories = 256``, :meth:`posterior_mean`, :meth:`decode_to_pixels`
 (one draw of x ~ P(x|z): the decoder has no closed-form mean), ``sample(n, generator=None,
@@ -85,19 +93,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import (
-    DensityModel,
-    ModelConfigError,
-    check_categorical,
-    check_positive_ints,
-)
+from ar_models.base import ModelConfigError, check_categorical, check_positive_ints, unpack_batch
 from ar_models.incremental import MaskedConvCache
 from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
+from vae_models.base import LatentVariableModel
 from vae_models.conv_vae import (  # the same data, latent and priors as the HW3 §2 VAE
+    DECODER_INIT,
     IMAGE_SHAPE,
     LATENT_LOGVAR_RANGE,
     N_LEVELS,
+    PIXEL_LOGVAR_RANGE,
     PRIORS,
     decoder,
     elbo_terms,
@@ -131,6 +137,37 @@ def receptive_field(first_kernel: int, kernel: int, n_layers: int) -> Tensor:
     return field
 
 
+def dmol_output_conv(in_channels: int, n_mixtures: int) -> nn.Conv2d:
+    """A 1×1 conv to the ``10·M`` DMOL parameters whose log-scale biases start spread evenly over
+    the M components from ``LOG_SCALE_INIT[0]`` (a few grey levels) to ``LOG_SCALE_INIT[1]`` (a
+    broad one), so that some components specialise in exact values and others in the rest from
+    the first step (my choice)."""
+    conv = nn.Conv2d(in_channels, dmol.n_params(n_mixtures), 1)
+    with torch.no_grad():
+        m = n_mixtures
+        conv.bias[4 * m : 7 * m] = torch.linspace(*LOG_SCALE_INIT, m).repeat(3)
+    return conv
+
+
+class AuxiliaryDecoder(nn.Module):
+    """p_aux(y | c) = N(μ(c), diag σ²): a 1×1 conv of the features c to the mean of every pixel
+    and channel, and one learned log σ²_c per colour channel shared by all pixels and images (as
+    :class:`~vae_models.conv_vae.ConvVAE` with ``decoder_variance="channel"``: no pixel can be
+    given up with a large variance). Starts at μ = ½, log σ² = −4 (``DECODER_INIT``)."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.mean = nn.Conv2d(in_channels, IMAGE_SHAPE[0], 1)
+        self.logvar = nn.Parameter(torch.full((1, IMAGE_SHAPE[0], 1, 1), DECODER_INIT[1]))
+        with torch.no_grad():
+            self.mean.bias.fill_(DECODER_INIT[0])
+
+    def forward(self, c: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, log σ²), each ``[B, 3, H, W]``, log σ² soft-clamped like the ConvVAE decoder's."""
+        mu = self.mean(c)
+        return mu, soft_clamp(self.logvar, *PIXEL_LOGVAR_RANGE).expand_as(mu)
+
+
 def with_ones(v: Tensor) -> Tensor:
     """``[B, 3, H, W]`` values → ``[B, 4, H, W]`` with a constant-1 channel appended."""
     return torch.cat([v, torch.ones_like(v[:, :1])], dim=1)
@@ -146,6 +183,9 @@ class ConditionalPixelCNN(nn.Module):
         first_kernel: k0 of the type-A conv (odd, >= 3).
         kernel: k of the type-B convs (odd, >= 1).
         n_mixtures: M, logistic components.
+        mean_skip: add linear paths to the DMOL means m_{k,c} (zero at the start): a type-A
+            k0×k0 masked conv of the pixels (copying a neighbour's value is one weight) and a 1×1
+            conv of c (a colour that z carries is one weight away).
     """
 
     def __init__(
@@ -156,8 +196,10 @@ class ConditionalPixelCNN(nn.Module):
         first_kernel: int,
         kernel: int,
         n_mixtures: int,
+        mean_skip: bool = False,
     ) -> None:
         super().__init__()
+        self.n_mixtures = n_mixtures
         self.receptive_radius = first_kernel // 2 + n_layers * (kernel // 2)
         # the pixels' values and a constant 1 (zero in the padding: the image's edges are visible)
         self.input_conv = MaskedConv2d(IMAGE_SHAPE[0] + 1, n_filters, first_kernel, "A")
@@ -170,23 +212,34 @@ class ConditionalPixelCNN(nn.Module):
         )
         self.hidden = nn.Conv2d(n_filters, n_filters, 1)
         self.hidden_cond = nn.Conv2d(cond_channels, n_filters, 1)
-        self.out = nn.Conv2d(n_filters, dmol.n_params(n_mixtures), 1)
-        # My choice: the components start with different widths, log s from LOG_SCALE_INIT[0]
-        # (a few grey levels) to LOG_SCALE_INIT[1] (a broad one), so that some specialise in
-        # exact values and others in the rest from the first step.
-        with torch.no_grad():
-            m = n_mixtures
-            self.out.bias[4 * m : 7 * m] = torch.linspace(*LOG_SCALE_INIT, m).repeat(3)
+        self.out = dmol_output_conv(n_filters, n_mixtures)
+        self.mean_skip, self.mean_cond = None, None
+        if mean_skip:
+            self.mean_skip = MaskedConv2d(IMAGE_SHAPE[0] + 1, 3 * n_mixtures, first_kernel, "A")
+            self.mean_cond = nn.Conv2d(cond_channels, 3 * n_mixtures, 1)
+            with torch.no_grad():
+                for layer in (self.mean_skip, self.mean_cond):
+                    layer.weight.zero_()
+                    layer.bias.zero_()
 
     def forward(self, v: Tensor, c: Tensor) -> Tensor:
         """DMOL parameters ``[B, 10·M, H, W]`` from pixel values ``v`` ``[B, 3, H, W]`` on the
         [−1, 1] scale and conditioning features ``c`` ``[B, cond_channels, H, W]``."""
-        h = self.input_conv(with_ones(v)) + self.input_cond(c)
+        inputs = with_ones(v)
+        h = self.input_conv(inputs) + self.input_cond(c)
         for conv, cond in zip(self.convs, self.conds, strict=True):
             a, g = (conv(F.elu(h)) + cond(c)).chunk(2, dim=1)
             h = h + a * torch.sigmoid(g)
         h = self.hidden(F.elu(h)) + self.hidden_cond(c)
-        return self.out(F.elu(h))
+        skip = None if self.mean_skip is None else self.mean_skip(inputs) + self.mean_cond(c)
+        return self.add_mean_skip(self.out(F.elu(h)), skip)
+
+    def add_mean_skip(self, params: Tensor, skip: Tensor | None) -> Tensor:
+        """``params`` (channels on dim 1) with ``skip`` (3M channels) added to the means block."""
+        if skip is None:
+            return params
+        m = self.n_mixtures
+        return torch.cat([params[:, :m], params[:, m : 4 * m] + skip, params[:, 4 * m :]], dim=1)
 
     def forward_at(self, v: Tensor, c: Tensor, row: int, col: int) -> Tensor:
         """The parameters ``[B, 10·M]`` at (row, col) from the crop rows row−R..row, columns
@@ -222,11 +275,18 @@ class CachedPixelCNN:
         self.conds = [position_major(cond(c)) for cond in net.conds]
         self.hidden_cond = position_major(net.hidden_cond(c))
         self.input_cache = MaskedConvCache(net.input_conv, n, height, width)
+        self.skip_cache, self.mean_cond = None, None
+        if net.mean_skip is not None:
+            self.skip_cache = MaskedConvCache(net.mean_skip, n, height, width)
+            self.mean_cond = position_major(net.mean_cond(c))
         self.caches = [MaskedConvCache(conv, n, height, width) for conv in net.convs]
 
     def write_input(self, row: int, col: int, v: Tensor) -> None:
         """Record the drawn pixel's values ``[n, 3]`` on the [−1, 1] scale."""
-        self.input_cache.write(row, col, torch.cat([v, torch.ones_like(v[:, :1])], dim=1))
+        inputs = torch.cat([v, torch.ones_like(v[:, :1])], dim=1)
+        self.input_cache.write(row, col, inputs)
+        if self.skip_cache is not None:
+            self.skip_cache.write(row, col, inputs)
 
     def step(self, row: int, col: int) -> Tensor:
         """The DMOL parameters ``[n, 10·M]`` at (row, col); the pixels before it must be written."""
@@ -238,10 +298,14 @@ class CachedPixelCNN:
             h = h + a * torch.sigmoid(g)
         h = F.linear(F.elu(h), net.hidden.weight[:, :, 0, 0], net.hidden.bias)
         h = h + self.hidden_cond[row, col]
-        return F.linear(F.elu(h), net.out.weight[:, :, 0, 0], net.out.bias)
+        params = F.linear(F.elu(h), net.out.weight[:, :, 0, 0], net.out.bias)
+        skip = None
+        if self.skip_cache is not None:
+            skip = self.skip_cache.output(row, col) + self.mean_cond[row, col]
+        return net.add_mean_skip(params, skip)
 
 
-class PixelVAE(DensityModel):
+class PixelVAE(LatentVariableModel):
     """VAE with a limited-receptive-field conditional PixelCNN decoder and a discretised mixture
     of logistics, for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative ELBO in
     nats (module docstring), comparable with :class:`ConvVAE`'s.
@@ -261,7 +325,16 @@ class PixelVAE(DensityModel):
         free_bits: λ >= 0, nats per latent channel below which the KL is not penalised in
             training (0: off).
         kl_warmup_steps: training steps of the linear KL warm-up (0: off).
+        aux_weight: α >= 0, weight of the auxiliary factorised decoder's NLL in the training
+            objective (0: off, no auxiliary head).
+        mean_skip: linear paths from the pixels (masked) and from c(z) to the DMOL means
+            (:class:`ConditionalPixelCNN`).
+        global_cond: the decoder (and the auxiliary head) also read the mean of c(z) over the
+            image at every pixel, so that what z says about the whole image (its colours) reaches
+            every pixel, the image's corners included.
         lr: Adam learning rate.
+        lr_final_factor: the learning rate decays along a cosine from ``lr`` to
+            ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
     """
 
     n_categories = N_LEVELS
@@ -283,7 +356,11 @@ class PixelVAE(DensityModel):
         flow_blocks: int = 3,
         free_bits: float = 0.0,
         kl_warmup_steps: int = 0,
+        aux_weight: float = 0.0,
+        mean_skip: bool = False,
+        global_cond: bool = False,
         lr: float = 1e-3,
+        lr_final_factor: float = 1.0,
     ) -> None:
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
@@ -312,20 +389,32 @@ class PixelVAE(DensityModel):
             raise ModelConfigError(f"kernel must be an odd integer >= 1, got {kernel}")
         if not (free_bits >= 0 and math.isfinite(free_bits)):
             raise ModelConfigError(f"free_bits must be a finite number >= 0, got {free_bits}")
+        if not (aux_weight >= 0 and math.isfinite(aux_weight)):
+            raise ModelConfigError(f"aux_weight must be a finite number >= 0, got {aux_weight}")
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
-        super().__init__(lr=lr)
+        super().__init__(lr=lr, lr_final_factor=lr_final_factor)
         self.save_hyperparameters()
         self.free_bits = float(free_bits)
         self.kl_warmup_steps = kl_warmup_steps
         self.latent_shape = (latent_channels, IMAGE_SHAPE[1] // 4, IMAGE_SHAPE[2] // 4)
         self.encoder = encoder(width, latent_channels, n_res_blocks)
-        self.cond_net = decoder(width, latent_channels, n_res_blocks)
-        self.cond_net[-1] = nn.Conv2d(width // 4, cond_channels, 3, padding=1)
+        self.cond_net = decoder(width, latent_channels, n_res_blocks, cond_channels)
         self.pixelcnn = ConditionalPixelCNN(
-            cond_channels, pixel_filters, pixel_layers, first_kernel, kernel, n_mixtures
+            cond_channels * (2 if global_cond else 1),
+            pixel_filters,
+            pixel_layers,
+            first_kernel,
+            kernel,
+            n_mixtures,
+            mean_skip,
         )
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
+        self.aux_weight = float(aux_weight)
+        self.global_cond = global_cond
+        read = cond_channels * (2 if global_cond else 1)
+        self.aux_head = AuxiliaryDecoder(read) if aux_weight > 0 else None
         self._last_terms: dict[str, Tensor] | None = None
+        self._last_cond: Tensor | None = None
 
     @property
     def n_dims(self) -> int:
@@ -353,8 +442,12 @@ class PixelVAE(DensityModel):
         return mu, soft_clamp(logvar, *LATENT_LOGVAR_RANGE)
 
     def conditioning(self, z: Tensor) -> Tensor:
-        """c(z): ``[B, cond_channels, 32, 32]``, the features of z the pixel decoder reads."""
-        return self.cond_net(z)
+        """c(z): ``[B, cond_channels, 32, 32]``, the features of z the pixel decoder reads; with
+        ``global_cond`` also their mean over the image at every pixel (``2·cond_channels``)."""
+        c = self.cond_net(z)
+        if not self.global_cond:
+            return c
+        return torch.cat([c, c.mean(dim=(2, 3), keepdim=True).expand_as(c)], dim=1)
 
     def decoder_params(self, x: Tensor, z: Tensor) -> Tensor:
         """DMOL parameters ``[B, 10·M, 32, 32]`` of P(x_i | x_{N(i)}, z) for every pixel i."""
@@ -365,9 +458,14 @@ class PixelVAE(DensityModel):
         check = not self.batches_within(0, N_LEVELS - 1)
         return dmol.log_prob(x, self.decoder_params(x, z), check).flatten(1).sum(-1)
 
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, logvar) of q(z|x) for 8-bit images ``x``."""
+        self._check_x(x)
+        return self.encode(x)
+
     def posterior_mean(self, x: Tensor) -> Tensor:
         """The mean of q(z|x) for 8-bit images ``x``."""
-        return self.encode(x)[0]
+        return self.posterior(x)[0]
 
     def prior_log_prob_elements(self, z: Tensor) -> Tensor:
         """log p(z) per latent element, ``[B, C_z, 8, 8]`` nats."""
@@ -390,9 +488,11 @@ class PixelVAE(DensityModel):
         self._check_x(x)
         mu_z, logvar_z = self.encode(x)
         z = reparameterize(mu_z, logvar_z)
-        terms = elbo_terms(-self.log_px_given_z(x, z), z, mu_z, logvar_z, self.flow)
+        cond = self.conditioning(z)
+        log_px = dmol.log_prob(x, self.pixelcnn(self.scale(x), cond)).flatten(1).sum(-1)
+        terms = elbo_terms(-log_px, z, mu_z, logvar_z, self.flow)
         if self.training:
-            self._last_terms = terms
+            self._last_terms, self._last_cond = terms, cond
         return terms
 
     def nll(self, x: Tensor) -> Tensor:
@@ -425,21 +525,39 @@ class PixelVAE(DensityModel):
             return 1.0
         return min(1.0, self.global_step / self.kl_warmup_steps)
 
+    def aux_nll(self, x: Tensor, cond: Tensor) -> Tensor:
+        """−log p_aux(y | z) + D ln 256 of the auxiliary decoder on features ``cond`` = c(z), per
+        image ``[B]`` nats, y = (x + u)/256 (module docstring)."""
+        y = (
+            x.to(cond.dtype) + torch.rand(x.shape, dtype=cond.dtype, device=cond.device)
+        ) / N_LEVELS
+        mu, logvar = self.aux_head(cond)
+        log_p = gaussian_log_prob_per_dim(y, mu, logvar)
+        return -log_p.flatten(1).sum(-1) + self.n_dims * math.log(N_LEVELS)
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """The base's step (logs the true −ELBO and its terms) plus, with ``free_bits`` or
-        ``kl_warmup_steps``, the change from −ELBO to the training objective (module docstring)."""
-        self._last_terms = None
+        """The base's step (logs the true −ELBO and its terms) plus the change from −ELBO to the
+        training objective: free bits and KL warm-up on the KL, and α times the auxiliary
+        decoder's NLL (module docstring)."""
+        self._last_terms, self._last_cond = None, None
         loss = super().training_step(batch, batch_idx)
-        terms = self._last_terms
-        if terms is None or (self.free_bits == 0 and self.kl_warmup_steps == 0):
+        terms, cond = self._last_terms, self._last_cond
+        self._last_cond = None
+        if terms is None:
             return loss
-        kl_channels = torch.stack(
-            [terms[f"kl_ch{j}"] for j in range(self.latent_shape[0])], dim=1
-        ).mean(0)
-        if self.free_bits > 0:
-            kl_channels = kl_channels.clamp(min=self.free_bits)
-        kl_objective = kl_channels.sum() * self.kl_weight()
-        return loss + (kl_objective - terms["kl"].mean()) / self.n_dims
+        change = torch.zeros((), dtype=loss.dtype, device=loss.device)
+        if self.free_bits > 0 or self.kl_warmup_steps > 0:
+            kl_channels = torch.stack(
+                [terms[f"kl_ch{j}"] for j in range(self.latent_shape[0])], dim=1
+            ).mean(0)
+            if self.free_bits > 0:
+                kl_channels = kl_channels.clamp(min=self.free_bits)
+            change = change + kl_channels.sum() * self.kl_weight() - terms["kl"].mean()
+        if self.aux_head is not None and cond is not None:
+            aux_nll = self.aux_nll(unpack_batch(batch), cond).mean()
+            self.log("train/aux_bpd", self.to_bpd(aux_nll.detach()), on_step=True, on_epoch=False)
+            change = change + self.aux_weight * aux_nll
+        return loss + change / self.n_dims
 
     # ------------------------------------------------------------------ sampling
     def _draw(

@@ -14,7 +14,9 @@ reparameterised samples z ~ q(z|x): one while training, the mean over ``eval_sam
 negative ELBO (an upper bound on the NLL).
 :meth:`VAE2D.loss_terms` also returns ``kl``, ``recon`` and the KL of each latent dimension
 ``kl_dim<j>``, so the base logs ``<stage>/bpd``, ``<stage>/kl_bpd``, ``<stage>/recon_bpd`` and
-``<stage>/kl_dim<j>_bpd`` (all bits per *data* dimension; the ``kl_dim`` terms sum to ``kl``).
+``<stage>/kl_dim<j>_bpd`` (all bits per *data* dimension; the ``kl_dim`` terms sum to ``kl``), and
+the latent-use diagnostics of :mod:`vae_models.base` (``<stage>/active_units``,
+``<stage>/mi_nats``).
 
 At test time the first ``iwae_points`` test examples are also scored with ``iwae_k`` importance
 samples: ``test/iwae<k>_bpd`` is −IWAE_k and ``test/elbo<k>_bpd`` the −ELBO averaged over the same
@@ -26,13 +28,13 @@ Hooks for callbacks (beyond the DensityModel contract): :meth:`encode`, :meth:`d
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError, check_positive_ints, unpack_batch
+from ar_models.base import ModelConfigError, check_positive_ints, unpack_batch
+from vae_models.base import LatentVariableModel
 from vae_models.gaussians import (
     gaussian_log_prob,
     kl_std_normal_per_dim,
@@ -58,7 +60,7 @@ def mlp(n_in: int, n_out: int, hidden: int, n_hidden_layers: int) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
-class VAE2D(DensityModel):
+class VAE2D(LatentVariableModel):
     """VAE with Gaussian encoder and decoder for ``FloatTensor[B, data_dim]`` batches.
 
     Args:
@@ -103,16 +105,13 @@ class VAE2D(DensityModel):
         )
         if n_hidden_layers < 0:
             raise ModelConfigError(f"n_hidden_layers must be >= 0, got {n_hidden_layers}")
-        if not 0.0 < lr_final_factor <= 1.0:
-            raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
         # The per-latent-dimension KL terms depend on latent_dim; the base reads them in __init__.
         self.extra_terms = ("kl", "recon", *(f"kl_dim{j}" for j in range(latent_dim)))
-        super().__init__(lr=lr)
+        super().__init__(lr=lr, lr_final_factor=lr_final_factor)
         self.save_hyperparameters()
         self.decoder_variance = decoder_variance
         self.latent_dim = latent_dim
         self.data_dim = data_dim
-        self.lr_final_factor = lr_final_factor
         self.eval_samples = eval_samples
         self.iwae_k = iwae_k
         self.iwae_points = iwae_points
@@ -130,6 +129,11 @@ class VAE2D(DensityModel):
         """q(z|x) = N(μ, diag exp(logvar)): returns ``(μ, logvar)``, each ``[B, L]``."""
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, soft_clamp(logvar, *LOGVAR_RANGE)
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, logvar) of q(z|x), each ``[B, L]`` (the latent-use diagnostics' hook)."""
+        self._check_x(x)
+        return self.encode(x)
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """p(x|z) = N(μ, diag exp(logvar)): returns ``μ [..., D]`` and ``logvar [..., D]``
@@ -218,6 +222,7 @@ class VAE2D(DensityModel):
 
     def on_test_epoch_end(self) -> None:
         """Log −IWAE_k and the −ELBO (mean of the same k log weights) on the first test points."""
+        super().on_test_epoch_end()
         if not self._iwae_buffer:
             return
         x = torch.cat(self._iwae_buffer)
@@ -226,23 +231,3 @@ class VAE2D(DensityModel):
         self.log(f"test/iwae{k}_bpd", self.to_bpd(-iwae_bound(log_w).mean()))
         self.log(f"test/elbo{k}_bpd", self.to_bpd(-log_w.mean()))
         self._iwae_buffer = []
-
-    # ------------------------------------------------------------------ optimiser
-    def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
-        if self.lr_final_factor >= 1.0:
-            return optimizer
-        estimated = float(self.trainer.estimated_stepping_batches)
-        if not math.isfinite(estimated):
-            raise ModelConfigError("lr_final_factor < 1 needs a finite max_epochs or max_steps")
-        total = max(int(estimated), 1)
-        final = self.lr_final_factor
-
-        def factor(step: int) -> float:
-            return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(step / total, 1.0)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }

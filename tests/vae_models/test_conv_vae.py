@@ -9,13 +9,16 @@ import torch
 
 from ar_models.base import ModelConfigError
 from vae_models.conv_vae import ConvVAE
+from vae_models.gaussians import soft_clamp
 
 D = 3 * 32 * 32
 
 
-def tiny(prior: str = "normal") -> ConvVAE:
+def tiny(prior: str = "normal", **kwargs) -> ConvVAE:
     torch.manual_seed(0)
-    return ConvVAE(prior=prior, latent_channels=2, width=8, n_res_blocks=1, flow_filters=4)
+    return ConvVAE(
+        prior=prior, latent_channels=2, width=8, n_res_blocks=1, flow_filters=4, **kwargs
+    )
 
 
 def images(n: int = 2) -> torch.Tensor:
@@ -27,11 +30,16 @@ def log_normal(v: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
     return -0.5 * math.log(2 * math.pi) - 0.5 * logvar - (v - mu) ** 2 / (2 * torch.exp(logvar))
 
 
-@pytest.mark.parametrize("prior", ["normal", "flow"])
-def test_bits_per_dim_by_hand(prior):
+@pytest.mark.parametrize(
+    "prior, decoder_variance", [("normal", "pixel"), ("flow", "pixel"), ("normal", "channel")]
+)
+def test_bits_per_dim_by_hand(prior, decoder_variance):
     """bits/dim = [−log N(y; μ(z), σ²(z)) + D ln 256 + log q(z|y) − log p(z)] / (D ln 2), with the
     random numbers u then the z noise drawn in the model's order."""
-    model = tiny(prior).eval()
+    model = tiny(prior, decoder_variance=decoder_variance).eval()
+    if decoder_variance == "channel":
+        with torch.no_grad():
+            model.decoder_logvar.copy_(torch.tensor([-3.0, -4.0, -5.0]).view(1, 3, 1, 1))
     x = images()
     torch.manual_seed(123)
     bpd = model.to_bpd(model.nll(x))
@@ -41,7 +49,13 @@ def test_bits_per_dim_by_hand(prior):
         y = (x.float() + torch.rand(x.shape)) / 256.0
         mu_z, logvar_z = model.encode(y)
         z = mu_z + torch.exp(0.5 * logvar_z) * torch.randn(mu_z.shape)
-        mu_y, logvar_y = model.decode(z)
+        if decoder_variance == "pixel":
+            mu_y, logvar_y = model.decoder(z).chunk(2, dim=1)
+            logvar_y = soft_clamp(logvar_y, -14.0, 4.0)
+        else:  # one log σ² per colour channel, for every pixel and image
+            mu_y = model.decoder(z)
+            logvar_y = torch.tensor([-3.0, -4.0, -5.0]).view(1, 3, 1, 1).expand_as(mu_y)
+            logvar_y = soft_clamp(logvar_y, -14.0, 4.0)
         recon = -log_normal(y, mu_y, logvar_y).sum((1, 2, 3)) + D * math.log(256)
         if prior == "normal":
             kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
@@ -92,3 +106,5 @@ def test_bad_input_and_config():
         ConvVAE(prior="vamp")
     with pytest.raises(ModelConfigError, match="width"):
         ConvVAE(width=30)
+    with pytest.raises(ModelConfigError, match="decoder_variance must be one of"):
+        ConvVAE(decoder_variance="image")

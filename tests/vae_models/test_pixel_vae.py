@@ -4,7 +4,6 @@ bad input, training on the stand-in data, checkpoints."""
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ar_models.base import ModelConfigError
 from callbacks.sample_grid import SampleGrid
 from datamodules.svhn import SVHNDataModule
 from vae_models import dmol
+from vae_models.gaussians import soft_clamp
 from vae_models.pixel_vae import (
     CachedPixelCNN,
     ConditionalPixelCNN,
@@ -61,6 +61,21 @@ def closed_form_field(p0: int, p: int, n_layers: int) -> torch.Tensor:
     return field
 
 
+def decoder_net(
+    n_layers: int, first_kernel: int, kernel: int, mean_skip: bool, n_filters: int = 6
+) -> ConditionalPixelCNN:
+    """A seeded decoder on 4 conditioning channels; its mean skip (zero at the start) is given
+    random weights, so that it reads the pixels."""
+    torch.manual_seed(0)
+    net = ConditionalPixelCNN(
+        4, n_filters, n_layers, first_kernel, kernel, n_mixtures=2, mean_skip=mean_skip
+    )
+    if mean_skip:
+        torch.nn.init.normal_(net.mean_skip.weight, std=0.3)
+        torch.nn.init.normal_(net.mean_cond.weight, std=0.3)
+    return net
+
+
 @pytest.mark.parametrize(
     "first_kernel, kernel, n_layers", [(5, 3, 2), (3, 3, 0), (3, 3, 3), (3, 5, 1), (7, 1, 2)]
 )
@@ -77,12 +92,14 @@ def test_receptive_field_closed_form(first_kernel, kernel, n_layers):
         (3, 5, 1, [(9, 20), (2, 1)]),
     ],
 )
-def test_decoder_reads_exactly_its_receptive_field(first_kernel, kernel, n_layers, pixels):
+@pytest.mark.parametrize("mean_skip", [False, True])
+def test_decoder_reads_exactly_its_receptive_field(
+    first_kernel, kernel, n_layers, pixels, mean_skip
+):
     """Gradients of the decoder output at (r, c) with respect to its input pixels: non-zero on
     the configured field (clipped at the image's edges), zero everywhere else, in particular at
     (r, c) and every pixel after it in raster order."""
-    torch.manual_seed(0)
-    net = ConditionalPixelCNN(4, 6, n_layers, first_kernel, kernel, n_mixtures=2).double()
+    net = decoder_net(n_layers, first_kernel, kernel, mean_skip).double()
     radius = net.receptive_radius
     assert radius == first_kernel // 2 + n_layers * (kernel // 2)
     field = receptive_field(first_kernel, kernel, n_layers)
@@ -101,10 +118,12 @@ def test_decoder_reads_exactly_its_receptive_field(first_kernel, kernel, n_layer
         assert not seen.flatten()[row * 32 + col :].any()
 
 
-def test_model_decoder_ignores_pixels_at_and_after_i():
+@pytest.mark.parametrize("global_cond", [False, True])
+def test_model_decoder_ignores_pixels_at_and_after_i(global_cond):
     """Changing the pixels at and after (r, c) (all channels) leaves the DMOL parameters at
-    (r, c) unchanged: the same pixel's channels enter only through the DMOL coefficients."""
-    model = tiny().eval()
+    (r, c) unchanged: the same pixel's channels enter only through the DMOL coefficients (also
+    with the image-wide mean of c(z), which depends on z only)."""
+    model = tiny(mean_skip=True, global_cond=global_cond).eval()
     x = images(1)
     z = torch.randn(1, *model.latent_shape)
     row, col = 12, 9
@@ -173,9 +192,9 @@ def test_iwae_is_above_the_elbo_of_the_same_samples():
     assert ((log_w.mean(0) - elbo).abs() / (D * math.log(2)) < 0.05).all()
 
 
-def test_cached_step_equals_the_full_pass():
-    torch.manual_seed(0)
-    net = ConditionalPixelCNN(4, 8, 2, 5, 3, n_mixtures=2)
+@pytest.mark.parametrize("mean_skip", [False, True])
+def test_cached_step_equals_the_full_pass(mean_skip):
+    net = decoder_net(2, 5, 3, mean_skip, n_filters=8)
     v = 2 * torch.rand(3, 3, 32, 32) - 1
     c = torch.randn(3, 4, 32, 32)
     with torch.no_grad():
@@ -190,8 +209,12 @@ def test_cached_step_equals_the_full_pass():
                 stepper.write_input(row, col, v[:, :, row, col])
 
 
-def test_cached_and_naive_samples_are_the_same_images():
-    model = tiny().double().eval()
+@pytest.mark.parametrize("mean_skip, global_cond", [(False, False), (True, False), (True, True)])
+def test_cached_and_naive_samples_are_the_same_images(mean_skip, global_cond):
+    model = tiny(mean_skip=mean_skip, global_cond=global_cond).double().eval()
+    if mean_skip:
+        torch.nn.init.normal_(model.pixelcnn.mean_skip.weight, std=0.3)
+        torch.nn.init.normal_(model.pixelcnn.mean_cond.weight, std=0.3)
     a = model.sample(2, generator=torch.Generator().manual_seed(5))
     b = model.sample(2, generator=torch.Generator().manual_seed(5), cached=False)
     assert torch.equal(a, b)
@@ -234,6 +257,8 @@ def test_bad_input_and_config():
         (dict(n_mixtures=0), "n_mixtures must be a positive integer"),
         (dict(pixel_layers=-1), "pixel_layers must be an integer >= 0"),
         (dict(free_bits=-0.5), "free_bits must be a finite number >= 0"),
+        (dict(aux_weight=-1.0), "aux_weight must be a finite number >= 0"),
+        (dict(lr_final_factor=0.0), "lr_final_factor must be in"),
         (dict(lr=0.0), "lr must be > 0"),
     ]:
         with pytest.raises(ModelConfigError, match=message):
@@ -283,6 +308,35 @@ def test_kl_warmup_objective():
     torch.manual_seed(0)
     terms = model.loss_terms(x)
     assert loss.item() == pytest.approx((terms["recon"].mean() / D).item(), rel=1e-5)
+
+
+def test_auxiliary_decoder_objective():
+    """With aux_weight α the training loss is [mean −ELBO + α · mean aux] / D, aux =
+    −log N(y; μ_aux(c), σ²_aux) + D ln 256 with y = (x + u)/256 and the auxiliary head on the
+    same c = c(z) (random numbers: z noise, then u); the bound does not read it."""
+    model = tiny(aux_weight=0.5)
+    x = images(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log without a trainer
+        torch.manual_seed(0)
+        loss = model.training_step(x, 0)
+    torch.manual_seed(0)
+    mu_z, logvar_z = model.encode(x)
+    z = mu_z + torch.exp(0.5 * logvar_z) * torch.randn(mu_z.shape)
+    cond = model.conditioning(z)
+    recon = -dmol.log_prob(x, model.pixelcnn(model.scale(x), cond)).flatten(1).sum(-1)
+    kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
+    y = (x.float() + torch.rand(x.shape)) / 256
+    mu_y = model.aux_head.mean(cond)  # one learned log σ² per colour channel
+    logvar_y = soft_clamp(model.aux_head.logvar, -14.0, 4.0)
+    log_p = -0.5 * (math.log(2 * math.pi) + logvar_y + (y - mu_y) ** 2 / logvar_y.exp())
+    aux = -log_p.sum((1, 2, 3)) + D * math.log(256)
+    expected = ((recon + kl).mean() + 0.5 * aux.mean()) / D
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    model.zero_grad()
+    model.nll(x).mean().backward()  # the bound itself never reads the auxiliary head
+    assert model.aux_head.mean.weight.grad is None and model.aux_head.logvar.grad is None
+    assert tiny().aux_head is None and "aux_head.weight" not in tiny().state_dict()
 
 
 @pytest.fixture(scope="module")
@@ -346,24 +400,3 @@ def test_checkpoint_round_trip(tmp_path, stand_in_batches):
     expected = model.nll(x)
     torch.manual_seed(0)
     assert torch.equal(loaded.nll(x), expected)
-
-
-@pytest.mark.parametrize("name", ["pixelvae_quick", "pixelvae"])
-def test_configs_run(name, tmp_path, monkeypatch):
-    """Both configs parse and train a step through the CLI (the GPU-sized one on 2 images)."""
-    from train import main
-
-    monkeypatch.setattr(sys, "argv", ["train.py"])
-    main(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / f"{name}.yaml"),
-            f"--trainer.default_root_dir={tmp_path}",
-            "--trainer.fast_dev_run=1",
-            "--trainer.accelerator=cpu",
-            "--trainer.enable_progress_bar=false",
-            "--data.init_args.batch_size=2",
-        ]
-    )
-    assert (tmp_path / "figures" / "loss_curves.png").is_file()

@@ -1,0 +1,113 @@
+"""The shared base of the VAEs: a :class:`ar_models.base.DensityModel` that also logs how much the
+latent code is used.
+
+A subclass implements :meth:`LatentVariableModel.posterior`, the parameters (μ, log σ²) of the
+diagonal Gaussian q(z|x) for a batch ``x``. Every validation and test epoch the base encodes the
+first :attr:`LatentVariableModel.latent_points` examples of the stage and logs (see
+:mod:`vae_models.latent_use`)
+
+* ``<stage>/active_units``: the number of latent units with Cov_x(E_q[z_u]) > 0.01;
+* ``<stage>/mi_nats``: the estimate of I(x; z) under q, in nats per example (at most
+  log ``latent_points``).
+
+Both are descriptive statistics of the encoder; the bound (``<stage>/bpd``) is unchanged.
+
+The optimiser is Adam (AdamW with weight decay); with ``lr_final_factor`` < 1 its learning rate
+follows a cosine from ``lr`` at the first step to ``lr · lr_final_factor`` at the trainer's last,
+lr_t = lr · [f + (1 − f) · ½ (1 + cos(π t / T))], stepped every training step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ar_models.base import DensityModel, ModelConfigError, unpack_batch
+from vae_models.latent_use import LatentUse
+
+DIAGNOSTIC_STAGES = ("val", "test")
+
+
+class LatentVariableModel(DensityModel):
+    """DensityModel with a latent z ~ q(z|x) = N(μ(x), diag σ²(x)); logs latent use per epoch.
+
+    Args:
+        lr, weight_decay: see :class:`ar_models.base.DensityModel`.
+        lr_final_factor: f in (0, 1]: the learning rate decays along a cosine from ``lr`` to
+            ``lr · f`` over the trainer's total steps (1.0: constant).
+    """
+
+    #: examples of each validation/test epoch whose posteriors enter the diagnostics.
+    latent_points: int = 1000
+
+    def __init__(
+        self, lr: float = 1e-3, weight_decay: float = 0.0, lr_final_factor: float = 1.0
+    ) -> None:
+        if not 0.0 < lr_final_factor <= 1.0:
+            raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
+        super().__init__(lr=lr, weight_decay=weight_decay)
+        self.lr_final_factor = lr_final_factor
+        self.latent_use = nn.ModuleDict(
+            {stage: LatentUse(self.latent_points) for stage in DIAGNOSTIC_STAGES}
+        )
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, log σ²) of q(z|x) for a batch ``x``, each ``[B, ...]`` (any latent shape)."""
+        raise NotImplementedError
+
+    def _update_latent_use(self, stage: str, batch: Any) -> None:
+        metric = self.latent_use[stage]
+        if metric._seen < metric.max_points:
+            metric.update(*self.posterior(unpack_batch(batch)))
+
+    def _log_latent_use(self, stage: str) -> None:
+        metric = self.latent_use[stage]
+        if metric._seen == 0 and not metric.mu:
+            return
+        for name, value in metric.compute().items():
+            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True)
+        metric.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self.latent_use["val"].reset()
+
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        self.latent_use["test"].reset()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        self._update_latent_use("val", batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        super().test_step(batch, batch_idx)
+        self._update_latent_use("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_latent_use("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_latent_use("test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = super().configure_optimizers()
+        if self.lr_final_factor >= 1.0:
+            return optimizer
+        estimated = float(self.trainer.estimated_stepping_batches)
+        if not math.isfinite(estimated):
+            raise ModelConfigError("lr_final_factor < 1 needs a finite max_epochs or max_steps")
+        total = max(int(estimated), 1)
+        final = self.lr_final_factor
+
+        def factor(step: int) -> float:
+            return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(step / total, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
