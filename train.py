@@ -31,8 +31,10 @@ fit continues the same W&B run (its id is kept in ``<run folder>/wandb/run-id``)
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import inspect
+import io
 import json
 import logging
 import os
@@ -607,6 +609,17 @@ def user_error(error: BaseException) -> BaseException | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def resolved_config(*configs: str, subcommand: str = "fit") -> dict[str, Any]:
+    """The config that ``train.py <subcommand> --config A [--config B ...]`` would run, as a dict:
+    shipped names resolved, nested ``config:`` bases loaded, defaults filled in (what
+    ``--print_config`` prints). Nothing is instantiated."""
+    args = [subcommand, *(arg for config in configs for arg in ("--config", config))]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
+        DeepulCLI(args=[*args, "--print_config"])
+    return yaml.safe_load(printed.getvalue())
 
 
 def main(args: Any = None) -> None:
