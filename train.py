@@ -79,6 +79,7 @@ try:
     from ar_models.base import DensityModel, ModelConfigError
     from callbacks.csv_logger import MetricsCSVLogger, TrimMetricsOnResume
     from callbacks.figures import samples_figure
+    from callbacks.hooks import MissingHooksError
     from callbacks.loss_curves import LossCurves
     from callbacks.step_seed import StepSeed
     from callbacks.stop_checkpoint import StopCheckpoint
@@ -598,7 +599,7 @@ def quiet_startup() -> None:
         rank_zero_log.addFilter(not_the_litlogger_tip)
 
 
-USER_ERRORS = (DataError, ModelConfigError, CheckpointError, UsageError)
+USER_ERRORS = (DataError, ModelConfigError, CheckpointError, UsageError, MissingHooksError)
 
 
 def user_error(error: BaseException) -> BaseException | None:
