@@ -31,8 +31,10 @@ fit continues the same W&B run (its id is kept in ``<run folder>/wandb/run-id``)
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import inspect
+import io
 import json
 import logging
 import os
@@ -79,6 +81,7 @@ try:
     from ar_models.base import DensityModel, ModelConfigError
     from callbacks.csv_logger import MetricsCSVLogger, TrimMetricsOnResume
     from callbacks.figures import samples_figure
+    from callbacks.hooks import MissingHooksError
     from callbacks.loss_curves import LossCurves
     from callbacks.step_seed import StepSeed
     from callbacks.stop_checkpoint import StopCheckpoint
@@ -598,7 +601,7 @@ def quiet_startup() -> None:
         rank_zero_log.addFilter(not_the_litlogger_tip)
 
 
-USER_ERRORS = (DataError, ModelConfigError, CheckpointError, UsageError)
+USER_ERRORS = (DataError, ModelConfigError, CheckpointError, UsageError, MissingHooksError)
 
 
 def user_error(error: BaseException) -> BaseException | None:
@@ -609,6 +612,17 @@ def user_error(error: BaseException) -> BaseException | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def resolved_config(*configs: str, subcommand: str = "fit") -> dict[str, Any]:
+    """The config that ``train.py <subcommand> --config A [--config B ...]`` would run, as a dict:
+    shipped names resolved, nested ``config:`` bases loaded, defaults filled in (what
+    ``--print_config`` prints). Nothing is instantiated."""
+    args = [subcommand, *(arg for config in configs for arg in ("--config", config))]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
+        DeepulCLI(args=[*args, "--print_config"])
+    return yaml.safe_load(printed.getvalue())
 
 
 def main(args: Any = None) -> None:

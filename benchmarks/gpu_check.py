@@ -144,9 +144,9 @@ def config_model(config: str, quick: bool) -> torch.nn.Module:
     """The config's model with random initial weights (tiny sizes with ``quick``)."""
     import importlib
 
-    import yaml
+    import train
 
-    spec = yaml.safe_load((REPO / config).read_text())["model"]
+    spec = train.resolved_config(str(REPO / config))["model"]  # its base loaded, if it names one
     module, _, name = spec["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     init_args = dict(spec.get("init_args") or {})

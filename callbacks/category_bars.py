@@ -8,6 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.hooks import Density, require_hooks
 
 
 class CategoryBars(pl.Callback):
@@ -15,13 +16,16 @@ class CategoryBars(pl.Callback):
     the model's probabilities p(x) = exp(-nll(x)), and the empirical frequencies of ``n_samples``
     samples of ``model.sample``; both with the training data's own frequencies drawn over them.
 
-    Needs a model over ``LongTensor[B]`` categories and a DataModule with ``n_categories`` and a
-    ``train`` split. Drawn at the end of fit.
+    Needs a model over ``LongTensor[B]`` categories (:class:`callbacks.hooks.Density`) and a
+    DataModule with ``n_categories`` and a ``train`` split. Drawn at the end of fit.
     """
 
     def __init__(self, n_samples: int = 1000, name: str = "category_bars") -> None:
         self.n_samples = n_samples
         self.name = name
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, Density)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not should_draw(trainer):

@@ -1,10 +1,11 @@
 """A grid of class-conditional samples, one row per class, with how often each row is read as its
 class.
 
-Model hooks used: ``n_classes`` (> 0), ``n_categories`` and ``sample(n, y=labels)`` (images
-``LongTensor[n, C, H, W]`` in {0..K-1} of the asked classes). Where the data are MNIST-like digits
-(the data module's ``digit_domain`` is ``"mnist"``), row c is read with
-:class:`metrics.sample_quality.ClassAgreement`: the fraction of its samples recognised as digit c.
+Model hooks used (:class:`callbacks.hooks.ClassConditional`): ``n_classes`` (> 0), ``n_categories``
+and ``sample(n, y=labels)`` (images ``LongTensor[n, C, H, W]`` in {0..K-1} of the asked classes).
+Where the data are MNIST-like digits (the data module's ``digit_domain`` is ``"mnist"``), row c is
+read with :class:`metrics.sample_quality.ClassAgreement`: the fraction of its samples recognised as
+digit c.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
 from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.hooks import ClassConditional, require_hooks
 from callbacks.sample_grid import image_grid
 from metrics.digits import readable
 from metrics.sample_quality import ClassAgreement
@@ -68,11 +70,12 @@ class ClassConditionalGrid(pl.Callback):
         self.name = name
         self.agreement: Tensor | None = None
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not getattr(pl_module, "n_classes", 0):
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, ClassConditional)
+        if not pl_module.n_classes:
             raise ValueError(
                 f"{type(self).__name__} needs a class-conditional model (n_classes > 0), got "
-                f"{type(pl_module).__name__} with n_classes={getattr(pl_module, 'n_classes', 0)}"
+                f"{type(pl_module).__name__} with n_classes={pl_module.n_classes}"
             )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

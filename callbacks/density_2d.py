@@ -10,6 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from callbacks.hooks import Density, require_hooks
 
 
 @torch.no_grad()
@@ -42,9 +43,10 @@ class Density2D(FitAndTestEndFigure):
 
     With the true density p, the title gives its entropy H(p) and the model's (q's) exact expected
     NLL, the cross-entropy H(p, q) = H(p) + KL(p ‖ q), in bits/dim. Needs a model over
-    ``LongTensor[B, 2]`` and a DataModule with ``n_categories``. Drawn at the end of fit, and every
-    ``every_n_epochs`` validation epochs when that is > 0 (as ``<name>_step<k>.png``); redrawn
-    after a test run, so that ``<name>.png`` shows the weights whose test bits/dim are reported.
+    ``LongTensor[B, 2]`` (:class:`callbacks.hooks.Density`) and a DataModule with ``n_categories``.
+    Drawn at the end of fit, and every ``every_n_epochs`` validation epochs when that is > 0 (as
+    ``<name>_step<k>.png``); redrawn after a test run, so that ``<name>.png`` shows the weights
+    whose test bits/dim are reported.
 
     Args:
         n_samples: number of model samples in the histogram.
@@ -62,6 +64,9 @@ class Density2D(FitAndTestEndFigure):
         self.n_samples = n_samples
         self.every_n_epochs = every_n_epochs
         self.name = name
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, Density)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:

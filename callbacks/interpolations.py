@@ -1,8 +1,9 @@
 """Latent interpolations between pairs of test images, through the posterior means.
 
-Needs a model with the hooks ``posterior_mean(x) -> z`` (the mean of q(z|x) for a batch of images)
-and ``decode_to_pixels(z) -> images`` (the decoder mean as images like a batch ``x``) and an
-``n_categories`` attribute (values per channel), e.g. :class:`vae_models.conv_vae.ConvVAE`.
+Needs a model with the hooks of :class:`callbacks.hooks.LatentImageModel`:
+``posterior_mean(x) -> z`` (the mean of q(z|x) for a batch of images) and ``decode_to_pixels(z) ->
+images`` (the decoder mean as images like a batch ``x``) and an ``n_categories`` attribute (values
+per channel), e.g. :class:`vae_models.conv_vae.ConvVAE`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from matplotlib.figure import Figure
 
 from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from callbacks.hooks import LatentImageModel, optional_hook, require_hooks
 from callbacks.sample_grid import image_grid
 
 
@@ -52,6 +54,9 @@ class Interpolations(FitAndTestEndFigure):
         self.n_steps = n_steps
         self.name = name
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, LatentImageModel)
+
     def interpolate(self, pl_module: pl.LightningModule, x: torch.Tensor) -> torch.Tensor:
         """Rows ``[n_pairs, n_steps + 2, C, H, W]``: a, the decoded z_t, b, for pairs of ``x``."""
         a, b = x[0::2].to(pl_module.device), x[1::2].to(pl_module.device)
@@ -72,13 +77,13 @@ class Interpolations(FitAndTestEndFigure):
             return
         x = x[: len(x) // 2 * 2]
         rows = self.interpolate(pl_module, x).cpu().numpy()
-        max_value = int(getattr(pl_module, "n_categories", int(rows.max()) + 1)) - 1
+        max_value = int(pl_module.n_categories) - 1
         grid = image_grid(rows.reshape(-1, *rows.shape[2:]), len(rows), max(max_value, 1))
         fig = Figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + 0.5))
         ax = fig.subplots()
         ax.imshow(grid, interpolation="nearest")
         ax.set_axis_off()
-        decoded = getattr(pl_module, "decoded_label", "decoder means")
+        decoded = optional_hook(pl_module, "decoded_label", "decoder means")
         ax.set_title(
             f"test image a | {decoded} along (1−t)·μ(a) + t·μ(b), t = 0..1 | test image b",
             fontsize=8,

@@ -1,8 +1,9 @@
 """VAE latents: z ~ q(z|x) of training data (coloured by label), and how much each latent is used.
 
-Needs a model with the VAE hooks ``encode(x) -> (μ, logvar)`` of q(z|x) = N(μ, diag exp(logvar))
-and ``latent_kl(x) -> [B, L]`` (the analytic KL(q(z_j|x) ‖ N(0, 1)) of each latent dimension, nats),
-e.g. :class:`vae_models.vae2d.VAE2D`.
+Needs a model with the VAE hooks of :class:`callbacks.hooks.GaussianEncoder`:
+``encode(x) -> (μ, logvar)`` of q(z|x) = N(μ, diag exp(logvar)) and ``latent_kl(x) -> [B, L]``
+(the analytic KL(q(z_j|x) ‖ N(0, 1)) of each latent dimension, nats), e.g.
+:class:`vae_models.vae2d.VAE2D`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 
 from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from callbacks.hooks import GaussianEncoder, require_hooks
 
 LN2 = math.log(2.0)
 
@@ -62,6 +64,9 @@ class LatentScatter(FitAndTestEndFigure):
             raise ValueError(f"n_points must be >= 1, got {n_points}")
         self.n_points = n_points
         self.name = name
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, GaussianEncoder)
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not should_draw(trainer):

@@ -16,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from callbacks.figures import save_figure, should_draw
+from callbacks.hooks import optional_hook
 
 #: what each logged term measures, for the panel titles (``bpd`` depends on the model).
 TERM_NAMES = {"kl_bpd": "KL term", "recon_bpd": "reconstruction term"}
@@ -33,7 +34,7 @@ def quantity_name(term: str, pl_module: pl.LightningModule | None) -> str:
     """What ``<stage>/<term>`` measures: ``bpd`` is the negative log-likelihood, or the negative
     ELBO for a model whose loss has a KL term; ``kl_bpd`` the KL term, and so on."""
     if term == "bpd":
-        has_kl = "kl" in getattr(pl_module, "extra_terms", ())
+        has_kl = "kl" in optional_hook(pl_module, "extra_terms", ())
         return "negative ELBO" if has_kl else "negative log-likelihood"
     return TERM_NAMES.get(term, term.removesuffix("_bpd"))
 

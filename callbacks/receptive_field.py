@@ -1,10 +1,11 @@
 """The receptive field of one conditional of an image model, measured by gradients at random
 initialisation (HW1 §3): which input pixels can the conditional p(x_{r,c,ch} | ...) see?
 
-Model hooks used (see ``ar_models.pixelcnn``): ``image_shape``, ``n_categories``, ``embed(x)``,
-``conditional_logits(x, x_in[, y])`` (``y`` for class-conditional models, ``n_classes`` > 0) and,
-for drawing the nominal box, ``receptive_radius``. A fresh copy
-of the model is built from ``model.hparams`` (so the model must call ``save_hyperparameters()``).
+Model hooks used (:class:`callbacks.hooks.MaskedImageModel`, see ``ar_models.pixelcnn``):
+``image_shape``, ``n_categories``, ``embed(x)``, ``conditional_logits(x, x_in[, y])`` (``y`` for
+class-conditional models, ``n_classes`` > 0) and, for drawing the nominal box, ``receptive_radius``.
+A fresh copy of the model is built from ``model.hparams`` (so the model must call
+``save_hyperparameters()``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from callbacks.figures import save_figure, should_draw
+from callbacks.hooks import MaskedImageModel, require_hooks
 
 
 def fresh_copy(model: pl.LightningModule, seed: int = 0) -> pl.LightningModule:
@@ -48,11 +50,7 @@ def input_gradient(
     x = torch.randint(0, model.n_categories, (1, c, h, w), generator=generator).to(device)
     x_in = model.embed(x).detach().requires_grad_(True)
     # a class-conditional model is read for label 0 (labels do not change what the network sees)
-    kwargs = (
-        {"y": torch.zeros(1, dtype=torch.long, device=device)}
-        if getattr(model, "n_classes", 0)
-        else {}
-    )
+    kwargs = {"y": torch.zeros(1, dtype=torch.long, device=device)} if model.n_classes else {}
     with torch.enable_grad():
         logits = model.conditional_logits(x, x_in, **kwargs)[0, channel, row, col]
         log_prob = F.log_softmax(logits, dim=-1)[x[0, channel, row, col]]
@@ -85,11 +83,14 @@ class ReceptiveField(pl.Callback):
         self.name = name
         self.gradient: np.ndarray | None = None
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, MaskedImageModel)
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not should_draw(trainer):
             return
         self.gradient = input_gradient(fresh_copy(pl_module, self.seed), self.target, self.seed)
-        self.draw(trainer, self.gradient, getattr(pl_module, "receptive_radius", None))
+        self.draw(trainer, self.gradient, pl_module.receptive_radius)
 
     def draw(self, trainer: pl.Trainer, gradient: np.ndarray, radius: int | None) -> None:
         row, col, channel = self.target

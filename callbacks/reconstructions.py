@@ -1,11 +1,11 @@
 """VAE reconstructions: test images beside their reconstructions from the posterior mean, and the
 fraction of test images whose reconstruction the digit reader reads as the input's label.
 
-Needs a model with the hooks ``posterior_mean(x) -> z`` (the mean of q(z|x)) and
-``decode_to_pixels(z) -> images`` (images like a batch ``x``: the decoder mean, or for an
-autoregressive decoder one draw x ~ P(x|z), named by the model's ``decoded_label``) and an
-``n_categories`` attribute, e.g. :class:`vae_models.conv_vae.ConvVAE` and
-:class:`vae_models.pixel_vae.PixelVAE`.
+Needs a model with the hooks of :class:`callbacks.hooks.LatentImageModel`:
+``posterior_mean(x) -> z`` (the mean of q(z|x)) and ``decode_to_pixels(z) -> images`` (images like
+a batch ``x``: the decoder mean, or for an autoregressive decoder one draw x ~ P(x|z), named by the
+model's ``decoded_label``) and an ``n_categories`` attribute, e.g.
+:class:`vae_models.conv_vae.ConvVAE` and :class:`vae_models.pixel_vae.PixelVAE`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from callbacks.hooks import LatentImageModel, optional_hook, require_hooks
 from callbacks.interpolations import first_test_images
 from callbacks.sample_grid import image_grid
 from metrics.sample_quality import ReconstructionAccuracy
@@ -79,11 +80,14 @@ class Reconstructions(FitAndTestEndFigure):
         self.last_accuracy: float | None = None
         self._seen = 0
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, LatentImageModel)
+
     # ------------------------------------------------------------------ accuracy (test loop)
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.accuracy, self.last_accuracy, self._seen = None, None, 0
         if reads_digits(trainer):
-            n_levels = int(getattr(pl_module, "n_categories", 256))
+            n_levels = int(pl_module.n_categories)
             self.accuracy = ReconstructionAccuracy(n_levels).to(pl_module.device)
 
     def on_test_batch_end(
@@ -122,13 +126,13 @@ class Reconstructions(FitAndTestEndFigure):
         recon = reconstruct(pl_module, x, self.seed).cpu()
         pairs = torch.stack([x, recon], dim=1).flatten(0, 1).numpy()  # image, reconstruction, ...
         n_rows = -(-len(x) // self.n_per_row)
-        max_value = max(int(getattr(pl_module, "n_categories", int(pairs.max()) + 1)) - 1, 1)
+        max_value = max(int(pl_module.n_categories) - 1, 1)
         grid = image_grid(pairs, n_rows, max_value)
         fig = Figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + 0.5))
         ax = fig.subplots()
         ax.imshow(grid, interpolation="nearest")
         ax.set_axis_off()
-        decoded = getattr(pl_module, "decoded_label", "decoder mean")
+        decoded = optional_hook(pl_module, "decoded_label", "decoder mean")
         title = f"test image | reconstruction ({decoded} at z = μ(x)), in pairs"
         if self.last_accuracy is not None and trainer.testing:
             title += f" | recon accuracy {self.last_accuracy:.3f}"

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 
 from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.hooks import ImageSampler, require_hooks
 from metrics.digits import digit_reader, readable
 
 
@@ -47,8 +48,9 @@ class SampleGrid(pl.Callback):
     ``every_n_epochs`` epochs as ``figures/<name>_step<global step>.png`` (0: never) and at the end
     of fit as ``figures/<name>.png``. The draw is seeded (``seed``), so grids at different epochs
     start from the same random numbers. Values are shown scaled by 255/(K-1), K the model's
-    ``n_categories``. Sampling is the model's own (for a PixelCNN: one network pass per pixel), so
-    it can cost as much as a few training epochs; nothing is drawn in a ``fast_dev_run``.
+    ``n_categories`` (:class:`callbacks.hooks.ImageSampler`). Sampling is the model's own (for a
+    PixelCNN: one network pass per pixel), so it can cost as much as a few training epochs; nothing
+    is drawn in a ``fast_dev_run``.
 
     Args:
         every_n_epochs: draw after every this many training epochs (0 for only at the end).
@@ -80,6 +82,9 @@ class SampleGrid(pl.Callback):
         self.seed = seed
         self.name = name
         self.sample_kwargs = dict(sample_kwargs or {})
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, ImageSampler, tuple(self.sample_kwargs))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
@@ -115,7 +120,7 @@ class SampleGrid(pl.Callback):
         seconds = time.perf_counter() - start
         rank_zero_info(f"{type(self).__name__}: {len(samples)} samples in {seconds:.1f} s")
         images = samples.numpy()
-        n_levels = int(getattr(pl_module, "n_categories", images.max() + 1))
+        n_levels = int(pl_module.n_categories)
         grid = image_grid(images, self.n_rows, max(n_levels - 1, 1))
         fig = Figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + 0.4))
         ax = fig.subplots()

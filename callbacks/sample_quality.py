@@ -1,6 +1,7 @@
 """Sample quality during training and at test time: how many samples are recognisably digits.
 
-:class:`SampleQualityMonitor` draws ``n_samples`` seeded samples (``model.sample``) and measures
+:class:`SampleQualityMonitor` draws ``n_samples`` seeded samples (``model.sample``, the hooks of
+:class:`callbacks.hooks.ImageSampler`) and measures
 them with :class:`metrics.SampleQuality` against the data module's test images: the fraction
 recognised as digits, the entropy of the recognised labels (bits) and the Fréchet distance of the
 digit classifier's features. It runs only where the data module says its images are MNIST-like
@@ -28,6 +29,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
 from callbacks.figures import evaluating, save_figure
+from callbacks.hooks import ImageSampler, require_hooks
 from metrics import SampleQuality
 from metrics.digits import readable
 
@@ -89,6 +91,9 @@ class SampleQualityMonitor(pl.Callback):
         self.history: list[dict[str, float]] = []
         self._reference: Tensor | None = None
         self._announced = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, ImageSampler, tuple(self.sample_kwargs))
 
     # ------------------------------------------------------------------ state (resumed runs)
     def state_dict(self) -> dict[str, Any]:

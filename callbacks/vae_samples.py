@@ -1,7 +1,7 @@
 """VAE samples on 2-D data: the full generative path beside the decoder means, over the data.
 
-Needs a model with ``sample(n, decoder_noise: bool)``: z ~ p(z), then x ~ p(x|z)
-(``decoder_noise=True``) or x = μ(z), the decoder mean (``False``); e.g.
+Needs a model with ``sample(n, decoder_noise: bool)`` (:class:`callbacks.hooks.NoisySampler`):
+z ~ p(z), then x ~ p(x|z) (``decoder_noise=True``) or x = μ(z), the decoder mean (``False``); e.g.
 :class:`vae_models.vae2d.VAE2D`.
 """
 
@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 from matplotlib.figure import Figure
 
 from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from callbacks.hooks import NoisySampler, require_hooks
 from callbacks.latent_scatter import training_points
 
 
@@ -39,6 +40,9 @@ class VAESamples(FitAndTestEndFigure):
         self.n_samples = n_samples
         self.n_data = n_data
         self.name = name
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require_hooks(self, pl_module, NoisySampler)
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not should_draw(trainer):

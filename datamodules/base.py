@@ -4,7 +4,7 @@ Every DataModule here holds its whole data set as tensors. A subclass implements
 :meth:`ArrayDataModule.load` returning the train and test parts (the source's own split, or the
 first 80% / last 20% of data without one, see :func:`split_first_last`); this base carves a
 validation set from train with a seeded permutation and serves batches that are ``x`` or
-``(x, y)`` where the data has labels (DESIGN.md, Batches).
+``(x, y)`` where the data has labels (coloured MNIST, SVHN and its stand-in, HW3 dataset 3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HW1 §3 data: coloured MNIST, batches ``LongTensor[B, 3, 28, 28]`` in {0..3}.
 
-Sources (DESIGN.md, Data), at most one of the first two given:
+Sources, at most one of the first two given:
 
 1. ``pickle_path``: the course pickle ``{'train', 'test'}`` of uint8 N×H×W×C in {0..3}, used as is
    (already coloured; its own split; no labels, so batches are ``x``);

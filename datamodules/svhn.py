@@ -1,6 +1,6 @@
 """HW3 §2 data: SVHN 32×32 digits, batches ``(LongTensor[B, 3, 32, 32] in {0..255}, labels)``.
 
-Sources (DESIGN.md, Data):
+Sources:
 
 1. ``data_dir`` with ``train_32x32.mat`` and ``test_32x32.mat`` (the "cropped digits" format 2 of
    http://ufldl.stanford.edu/housenumbers/: ``X`` uint8 32×32×3×N, ``y`` N×1 in 1..10 where 10 is

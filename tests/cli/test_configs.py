@@ -74,3 +74,53 @@ def test_setup_cfg_installs_every_package_of_the_repository():
     on_disk = {p.parent.name for p in REPO_ROOT.glob("*/__init__.py")} - {"tests", "configs"}
     assert on_disk <= listed, f"add {sorted(on_disk - listed)} to [options] packages in setup.cfg"
     assert "deepul_configs" in listed  # configs/, installed under that name
+
+
+SHORT_VAE2D = [
+    "--trainer.max_epochs=1",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.limit_test_batches=1",
+    "--model.init_args.iwae_points=4",
+]
+
+
+def test_a_config_that_loads_a_base_runs_from_another_folder(tmp_path, monkeypatch):
+    """hw3/vae_data2_isotropic.yaml names its base (``config: vae2d.yaml``, found beside it, not
+    in the working folder) and overrides two settings with dotted keys; the run is named after it
+    and its config.yaml holds the base's settings with the overrides, and reruns the same config."""
+    fit_from(tmp_path, monkeypatch, "--config", "hw3/vae_data2_isotropic.yaml", *SHORT_VAE2D)
+    run = tmp_path / "runs" / "vae_data2_isotropic"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["init_args"]["decoder_variance"] == "isotropic"  # overridden
+    assert config["data"]["init_args"]["dataset"] == 2  # overridden
+    assert config["model"]["init_args"]["hidden"] == 128  # from vae2d.yaml
+    callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in config["trainer"]["callbacks"]]
+    assert {"VAESamples", "LatentScatter"} <= set(callbacks)  # from vae2d.yaml
+    assert (run / "figures" / "latent_scatter.png").is_file()
+    saved = tmp_path / "saved.yaml"
+    saved.write_text((run / "config.yaml").read_text())
+    fit_from(tmp_path, monkeypatch, "--config", str(saved))  # into the same folder (its root)
+    assert yaml.safe_load((run / "config.yaml").read_text()) == config
+    assert len(list((tmp_path / "runs").glob("vae_data2_isotropic-*"))) == 1  # the first run
+
+
+def test_a_base_and_its_overrides_resolve_as_written_out(tmp_path):
+    """A base loaded with ``config:`` and then a dotted key: the key overrides one setting, the
+    rest of the base stays (a nested mapping after ``config:`` would replace the whole group)."""
+    (tmp_path / "base.yaml").write_text(
+        "model:\n  class_path: ar_models.Histogram\n  init_args:\n    n_categories: 100\n"
+        "    lr: 0.03\ndata:\n  class_path: datamodules.WarmupDataModule\n"
+        "trainer:\n  max_epochs: 30\n  log_every_n_steps: 1\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "config: base.yaml\nmodel.init_args.lr: 0.05\ntrainer.max_epochs: 2\n"
+    )
+    config = train.resolved_config(str(tmp_path / "child.yaml"))
+    assert config["model"]["init_args"] == {"n_categories": 100, "lr": 0.05}
+    assert config["trainer"]["max_epochs"] == 2 and config["trainer"]["log_every_n_steps"] == 1
+    assert config["data"]["class_path"] == "datamodules.WarmupDataModule"
+    # why the shipped configs override with dotted keys: a mapping replaces the base's whole group
+    (tmp_path / "nested.yaml").write_text("config: base.yaml\ntrainer:\n  max_epochs: 2\n")
+    nested = train.resolved_config(str(tmp_path / "nested.yaml"))
+    assert nested["trainer"]["max_epochs"] == 2 and nested["trainer"]["log_every_n_steps"] != 1

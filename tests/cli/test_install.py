@@ -11,6 +11,7 @@ import venv
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO_ROOT
 
@@ -116,3 +117,23 @@ def test_the_console_command_sees_the_same_subcommands_as_train_py(installed):
     proc = run([str(python.parent / "deepul-train"), "--help"], work, env)
     for subcommand in ("fit", "validate", "test", "predict"):
         assert subcommand in proc.stdout
+
+
+def test_a_shipped_config_finds_its_base_in_the_installed_package(installed):
+    """hw3/vae_data2_isotropic.yaml loads ``config: vae2d.yaml`` from beside itself in
+    site-packages (the working folder holds no configs)."""
+    python, work, env = installed
+    proc = run(
+        [
+            str(python.parent / "deepul-train"),
+            "fit",
+            "--config=hw3/vae_data2_isotropic.yaml",
+            "--print_config",
+        ],
+        work,
+        env,
+    )
+    config = yaml.safe_load(proc.stdout)
+    assert config["model"]["init_args"]["decoder_variance"] == "isotropic"
+    assert config["data"]["init_args"]["dataset"] == 2
+    assert config["model"]["class_path"] == "vae_models.vae2d.VAE2D"  # from vae2d.yaml
