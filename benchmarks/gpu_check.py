@@ -162,15 +162,25 @@ def has_cached_sampler(model: torch.nn.Module) -> bool:
 
 
 def incremental_difference(model: torch.nn.Module, reference: torch.nn.Module, n: int) -> float:
-    """Largest |difference| between the device's teacher-forced incremental network and the float64
-    CPU forward pass, on random inputs of the network's input shape."""
+    """Largest |difference| between the device's teacher-forced incremental network (the cached
+    sampler's arithmetic) and the float64 CPU forward pass, on random inputs."""
+    from ar_models.gated_pixelcnn import GatedPixelCNN, stepped_features
     from ar_models.incremental import incremental_features
 
-    layers = model.net.layers
     c, h, w = model.image_shape
-    in_channels = layers[0].in_channels
     generator = torch.Generator().manual_seed(0)
     codes = torch.randint(0, model.n_categories, (n, c, h, w), generator=generator)
+    if isinstance(model, GatedPixelCNN):
+        x_in = model.one_hot(codes.to(model.device))
+        labels = torch.arange(n) % model.n_classes if model.n_classes else None
+        with torch.no_grad():
+            stepped = stepped_features(
+                model.net, x_in, None if labels is None else labels.to(model.device)
+            )
+            full = reference.net(x_in.double().cpu(), labels)
+        return float((stepped.double().cpu() - full).abs().max())
+    layers = model.net.layers
+    in_channels = layers[0].in_channels
     x_in = model.one_hot(codes.to(model.device)) if hasattr(model, "one_hot") else None
     if x_in is None or x_in.shape[1] != in_channels:
         x_in = torch.randn(n, in_channels, h, w, generator=generator).to(model.device)
@@ -181,9 +191,12 @@ def incremental_difference(model: torch.nn.Module, reference: torch.nn.Module, n
 
 
 def mean_nll(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
-    """Mean and standard error of ``model.nll`` over ``x`` (float64 CPU model)."""
+    """Mean and standard error of ``model.nll`` over ``x`` (float64 CPU model); a class-conditional
+    model's samples drawn without labels have the classes in turn (``sample_labels``)."""
+    n_classes = getattr(model, "n_classes", 0)
+    labels = (torch.arange(len(x)) % n_classes,) if n_classes else ()
     with torch.no_grad():
-        values = model.nll(x).double()
+        values = model.nll(x, *labels).double()
     return float(values.mean()), float(values.std() / math.sqrt(len(values)))
 
 
