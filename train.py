@@ -38,6 +38,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from datetime import datetime
@@ -52,6 +53,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 LIBRARY_PACKAGES = ("ar_models", "vae_models", "datamodules", "callbacks", "metrics")
@@ -631,6 +633,9 @@ def main(args: Any = None) -> None:
     quiet_startup()
     try:
         DeepulCLI(args=args)
+    except SIGTERMException:  # Lightning's SystemExit with status 0: a stop is not a finish
+        finish_wandb(exit_code=1)
+        raise SystemExit(128 + signal.SIGTERM) from None
     except Exception as error:
         finish_wandb(exit_code=1)
         cause = user_error(error)

@@ -7,8 +7,8 @@ CPU allocates and frees activations of tens of MB (batch 128 × 128 channels × 
 again. Raising the mmap and trim thresholds makes ``malloc`` keep that memory in its heap and
 reuse it, as a caching allocator does (the process keeps its peak memory instead of returning it).
 
-``python benchmarks/pixelcnn_speed.py --glibc-malloc-defaults`` measures the difference (README,
-"Speed"); GPU memory is not concerned.
+``python benchmarks/pixelcnn_speed.py --glibc-malloc-defaults`` measures the difference
+(docs/speed.md); GPU memory is not concerned.
 """
 
 from __future__ import annotations

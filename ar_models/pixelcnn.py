@@ -324,7 +324,8 @@ class PixelCNNBase(DensityModel):
         if tuple(x.shape[1:]) != self.image_shape:
             raise ModelConfigError(
                 f"{type(self).__name__} expects images of shape (C, H, W) = {self.image_shape}, "
-                f"got a batch of shape {tuple(x.shape)}; set model.image_shape to match the data"
+                f"got a batch of shape {tuple(x.shape)}; set model.init_args.image_shape to match "
+                "the data"
             )
 
     # ------------------------------------------------------------------ sampling

@@ -37,9 +37,9 @@ Networks (HW3 §2 handout; w = ``width``, 128 in the handout, and its w/4, w/2 l
 
 All convs use 'same' padding (3×3: 1; 4×4 stride 2: 1, halving / doubling the size). The residual
 stack is ``n_res_blocks`` gated blocks (Dauphin et al. 2016), then a ReLU; see
-:class:`GatedResidualBlock`. My choices: the encoder reads 2y − 1; log-variances are soft-clamped
-(latent into [−12, 8], pixels into [−14, 4]); the decoder's output biases start at μ = ½ and
-log σ² = −4 (σ ≈ 0.14, about the spread of pixel values, so training does not begin by
+:class:`GatedResidualBlock`. Not from the handout: the encoder reads 2y − 1; log-variances are
+soft-clamped (latent into [−12, 8], pixels into [−14, 4]); the decoder's output biases start at
+μ = ½ and log σ² = −4 (σ ≈ 0.14, about the spread of pixel values, so training does not begin by
 shrinking σ from 1); ``latent_channels`` defaults to 16.
 
 Hooks for callbacks (beyond the DensityModel contract): :meth:`posterior_mean`,

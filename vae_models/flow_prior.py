@@ -41,7 +41,7 @@ class AutoregressiveFlowPrior(nn.Module):
         n_filters: width of the PixelCNN's residual stream.
         n_blocks: type-B residual blocks (3).
         zero_init: start as the identity flow (last conv zero, so μ = 0, s = 0 and p(z) = N(0, I));
-            my choice, for a stable start.
+            not from the handout, for a stable start.
     """
 
     def __init__(

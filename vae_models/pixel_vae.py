@@ -42,11 +42,8 @@ Networks.
   padding then differs from a mid-grey pixel, so the network sees the image's edges). W_· are
   1×1 convs of c(z) added before each nonlinearity, so the output at pixel i depends on z
   (through c at pixel i, which sees all of z) and on the pixels of N(i) only. The DMOL's channel
-  coefficients then make G depend on R and B on R, G of the same pixel. My choice: the output
-  biases of the log-scales start spread evenly over the M components from −6 to −1
-  (``LOG_SCALE_INIT``); with all at 0 the components specialise (one narrow component for the
-  many pixels that repeat a neighbour) much later: on the stand-in data a linear masked-conv
-  decoder (Adam 10⁻²) reached 6.0 bits/dim after 200 steps from 0 and 3.9 with the spread start.
+  coefficients then make G depend on R and B on R, G of the same pixel. The output biases of the
+  log-scales start spread evenly over the M components from −6 to −1 (``LOG_SCALE_INIT``).
 
 Receptive field. With p0 = k0 // 2, p = k // 2, L = ``pixel_layers``, the output at (r, c) reads the
 input pixel (r + dr, c + dc) exactly for the offsets in the Minkowski sum of the layers' mask
@@ -65,8 +62,8 @@ default **cached**: :class:`CachedPixelCNN` keeps the input of every k×k masked
 only the new pixel's activations in each layer (Ramachandran et al. 2017), about one decoder pass
 in all. ``cached=False`` is the naive reference: the decoder on the crop of the image that the pixel
 can see (rows r−R..r, columns c−R..c+R), one small pass per pixel. Both draw the same images from
-the same random numbers (exactly in float64; in float32 their rounding differs, which moves about
-one value in 10⁴ across a bin edge). The DMOL is then sampled at the pixel (R, G | R, B | R, G).
+the same random numbers (exactly in float64; in float32 their rounding can move a value across a
+bin edge). The DMOL is then sampled at the pixel (R, G | R, B | R, G).
 
 Options against posterior collapse (training only; the logged numbers are always the true bound):
 ``free_bits`` λ (nats per latent channel, Kingma et al. 2016): the training objective is
@@ -141,7 +138,7 @@ def dmol_output_conv(in_channels: int, n_mixtures: int) -> nn.Conv2d:
     """A 1×1 conv to the ``10·M`` DMOL parameters whose log-scale biases start spread evenly over
     the M components from ``LOG_SCALE_INIT[0]`` (a few grey levels) to ``LOG_SCALE_INIT[1]`` (a
     broad one), so that some components specialise in exact values and others in the rest from
-    the first step (my choice)."""
+    the first step (not from the handout)."""
     conv = nn.Conv2d(in_channels, dmol.n_params(n_mixtures), 1)
     with torch.no_grad():
         m = n_mixtures

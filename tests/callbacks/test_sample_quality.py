@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ar_models.base import DensityModel
 from callbacks.sample_quality import SampleQualityMonitor, share
 from datamodules.colored_mnist import ColoredMNISTDataModule
-from tests.metrics.synthetic import uniform_noise
+from metrics.synthetic import uniform_noise
 
 
 class Replay(DensityModel):

@@ -249,6 +249,26 @@ def test_killed_twice_once_inside_a_write_ends_like_the_uninterrupted_run(tmp_pa
     assert_same_result(reference, killed)
 
 
+def test_sigterm_stops_with_an_interrupted_checkpoint_and_a_failure_status(tmp_path):
+    """SIGTERM (a scheduler pre-empting the job) mid-run: the run writes its stop checkpoint and
+    exits with 128 + 15, so the scheduler does not count it as finished; resuming then ends with
+    the uninterrupted run's test result."""
+    config = tmp_path / "vae.yaml"
+    config.write_text(CONFIG.format(epochs=2, batches=20))
+    reference, stopped = tmp_path / "reference", tmp_path / "stopped"
+    assert Run(fit_args(config, reference), tmp_path / "reference.log", False).finish() == 0
+    run = Run(fit_args(config, stopped), tmp_path / "stopped.log", False)
+    assert run.wait_for(5, writing=False)
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 128 + signal.SIGTERM, (tmp_path / "stopped.log").read_text()[-3000:]
+    assert list((stopped / "checkpoints").glob("interrupted-step*.ckpt"))
+    assert not (stopped / "results.json").exists()
+    final = Run(fit_args(config, stopped, "--ckpt_path=last"), tmp_path / "final.log", False)
+    assert final.finish() == 0, (tmp_path / "final.log").read_text()[-3000:]
+    results = [json.loads((r / "results.json").read_text()) for r in (reference, stopped)]
+    assert results[0]["test/bpd"] == results[1]["test/bpd"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_killed_at_six_random_moments_ends_like_the_uninterrupted_run(tmp_path, seed):

