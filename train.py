@@ -621,7 +621,9 @@ def resolved_config(*configs: str, subcommand: str = "fit") -> dict[str, Any]:
     args = [subcommand, *(arg for config in configs for arg in ("--config", config))]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
-        DeepulCLI(args=[*args, "--print_config"])
+        with warnings.catch_warnings():  # the caller's own sys.argv (a notebook kernel's) is moot
+            warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
+            DeepulCLI(args=[*args, "--print_config"])
     return yaml.safe_load(printed.getvalue())
 
 
