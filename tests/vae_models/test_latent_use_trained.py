@@ -26,6 +26,8 @@ from datamodules.svhn import SVHNDataModule
 from metrics.digits import digit_reader
 from vae_models.pixel_vae import PixelVAE
 
+pytestmark = pytest.mark.slow  # two PixelVAE trainings, minutes
+
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "hw3" / "pixelvae_quick.yaml"
 EPOCHS = 6
 D = 3 * 32 * 32
