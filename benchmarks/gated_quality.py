@@ -7,9 +7,10 @@ bits/dim and sample quality, and the class-conditional quick config's per-digit 
 Each arm is one ``train.py fit`` run (sequential, in a subprocess, with this interpreter), all on
 the quick start's data (batch 4, 10 epochs: 9,000 steps) and its EMA of the weights:
 
-* ``made``: ``configs/quickstart.yaml`` as it is (PixelCNN-MADE, 64 filters, 8 dilated blocks);
+* ``made``: ``configs/quickstart.yaml`` as it is (PixelCNN-MADE, 8 dilated blocks);
 * ``gated``: the same config with the model replaced by ``GatedPixelCNN`` (``GATED`` below: 24
-  filters, 5 gated layers of 3×3 after a 7×7 one, about the quick start's cost per training step;
+  filters, 5 gated layers of 3×3 after a 7×7 one, about the cost per training step of the
+  quick start with 64 filters;
   the same MADE on a 64-number φ and the same palette codes);
 * ``conditional``: ``configs/hw1/gated_pixelcnn_conditional_quick.yaml`` (class-conditional).
 
