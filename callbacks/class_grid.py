@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
-from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.figures import save_figure, seeded_evaluation, should_draw
 from callbacks.hooks import ClassConditional, require_hooks
 from callbacks.sample_grid import image_grid
 from metrics.digits import readable
@@ -100,11 +100,8 @@ class ClassConditionalGrid(pl.Callback):
 
     def samples(self, pl_module: pl.LightningModule) -> tuple[Tensor, Tensor]:
         """Seeded samples and the labels they were asked for, in eval mode without gradients."""
-        device = pl_module.device
-        labels = self.labels(pl_module.n_classes, device)
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), evaluating(pl_module):
-            torch.manual_seed(self.seed)
+        labels = self.labels(pl_module.n_classes, pl_module.device)
+        with seeded_evaluation(pl_module, self.seed):
             return pl_module.sample(len(labels), y=labels), labels
 
     def agreement_metrics(self, agreement: Tensor, prefix: str = "") -> dict[str, float]:

@@ -50,6 +50,18 @@ def evaluating(module: torch.nn.Module) -> Iterator[None]:
         module.train(was_training)
 
 
+@contextlib.contextmanager
+def seeded_evaluation(module: pl.LightningModule, seed: int) -> Iterator[None]:
+    """:func:`evaluating` with torch's global random numbers seeded by ``seed`` inside (CPU, and
+    the module's CUDA device where it has one) and their previous state restored after: figures
+    and metrics draw the same samples every time without disturbing training's random stream."""
+    device = module.device
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), evaluating(module):
+        torch.manual_seed(seed)
+        yield
+
+
 def should_draw(trainer: pl.Trainer) -> bool:
     """Figures are drawn on global rank zero only, never during the sanity check."""
     return trainer.is_global_zero and not trainer.sanity_checking

@@ -17,7 +17,12 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from callbacks.figures import (
+    FitAndTestEndFigure,
+    save_figure,
+    seeded_evaluation,
+    should_draw,
+)
 from callbacks.hooks import LatentImageModel, optional_hook, require_hooks
 from callbacks.interpolations import first_test_images
 from callbacks.sample_grid import image_grid
@@ -30,9 +35,7 @@ def reconstruct(pl_module: pl.LightningModule, x: Tensor, seed: int) -> Tensor:
     """``decode_to_pixels(posterior_mean(x))`` in eval mode without gradients, with the global
     random numbers seeded by ``seed`` for decoders that draw (the RNG state is restored after)."""
     x = x.to(pl_module.device)
-    devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), evaluating(pl_module):
-        torch.manual_seed(seed)
+    with seeded_evaluation(pl_module, seed):
         return pl_module.decode_to_pixels(pl_module.posterior_mean(x)).to(x.dtype)
 
 

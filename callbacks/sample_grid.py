@@ -11,7 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 
-from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.figures import save_figure, seeded_evaluation, should_draw
 from callbacks.hooks import ImageSampler, require_hooks
 from metrics.digits import digit_reader, readable
 
@@ -100,10 +100,7 @@ class SampleGrid(pl.Callback):
 
     def samples(self, pl_module: pl.LightningModule) -> torch.Tensor:
         """``n_samples`` seeded samples of the model, in eval mode without gradients."""
-        device = pl_module.device
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), evaluating(pl_module):
-            torch.manual_seed(self.seed)
+        with seeded_evaluation(pl_module, self.seed):
             return pl_module.sample(self.n_samples, **self.sample_kwargs)
 
     def draw(

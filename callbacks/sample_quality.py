@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
-from callbacks.figures import evaluating, save_figure
+from callbacks.figures import save_figure, seeded_evaluation
 from callbacks.hooks import ImageSampler, require_hooks
 from metrics import SampleQuality
 from metrics.digits import readable
@@ -149,9 +149,7 @@ class SampleQualityMonitor(pl.Callback):
         device = pl_module.device
         metric = SampleQuality(int(pl_module.n_categories)).to(device)
         metric.update(self._reference.to(device), real=True)
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), evaluating(pl_module):
-            torch.manual_seed(self.seed + rank)
+        with seeded_evaluation(pl_module, self.seed + rank):
             samples = pl_module.sample(share(self.n_samples, rank, world), **self.sample_kwargs)
         if not readable(samples):
             raise ValueError(
