@@ -12,6 +12,14 @@ first :attr:`LatentVariableModel.latent_points` examples of the stage and logs (
 
 Both are descriptive statistics of the encoder; the bound (``<stage>/bpd``) is unchanged.
 
+Options against posterior collapse change the *training objective* only (the logged terms are
+always the true bound): ``free_bits`` λ (nats per latent channel, Kingma et al. 2016) and
+``kl_warmup_steps`` T_w. With w_t = min(1, t / T_w) (1 when T_w = 0) the objective per batch is
+
+    mean recon + w_t · Σ_j max(λ, mean over the batch of kl_ch<j>)     (nats per example),
+
+divided by D like the loss. It needs the ``kl_ch<j>`` terms of :meth:`loss_terms`.
+
 The optimiser is Adam (AdamW with weight decay); with ``lr_final_factor`` < 1 its learning rate
 follows a cosine from ``lr`` at the first step to ``lr · lr_final_factor`` at the trainer's last,
 lr_t = lr · [f + (1 − f) · ½ (1 + cos(π t / T))], stepped every training step.
@@ -44,12 +52,25 @@ class LatentVariableModel(DensityModel):
     latent_points: int = 1000
 
     def __init__(
-        self, lr: float = 1e-3, weight_decay: float = 0.0, lr_final_factor: float = 1.0
+        self,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_final_factor: float = 1.0,
+        free_bits: float = 0.0,
+        kl_warmup_steps: int = 0,
     ) -> None:
         if not 0.0 < lr_final_factor <= 1.0:
             raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
+        if not (free_bits >= 0 and math.isfinite(free_bits)):
+            raise ModelConfigError(f"free_bits must be a finite number >= 0, got {free_bits}")
+        warmup = kl_warmup_steps
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ModelConfigError(f"kl_warmup_steps must be an integer >= 0, got {warmup!r}")
         super().__init__(lr=lr, weight_decay=weight_decay)
         self.lr_final_factor = lr_final_factor
+        self.free_bits = float(free_bits)
+        self.kl_warmup_steps = kl_warmup_steps
+        self._train_terms: dict[str, Tensor] | None = None
         self.latent_use = nn.ModuleDict(
             {stage: LatentUse(self.latent_points) for stage in DIAGNOSTIC_STAGES}
         )
@@ -58,6 +79,49 @@ class LatentVariableModel(DensityModel):
         """(μ, log σ²) of q(z|x) for a batch ``x``, each ``[B, ...]`` (any latent shape)."""
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ training objective
+    def kl_weight(self) -> float:
+        """The KL's weight in the training objective: min(1, step / kl_warmup_steps)."""
+        if self.kl_warmup_steps <= 0:
+            return 1.0
+        return min(1.0, self.global_step / self.kl_warmup_steps)
+
+    def kl_objective_change(self, terms: dict[str, Tensor]) -> Tensor:
+        """w_t · Σ_j max(λ, mean kl_ch<j>) − mean kl (nats per example, a scalar): what turns the
+        batch's mean −ELBO into the training objective (module docstring); 0 when both are off."""
+        kl = terms["kl"]
+        if self.free_bits <= 0 and self.kl_warmup_steps <= 0:
+            return torch.zeros((), dtype=kl.dtype, device=kl.device)
+        n_channels = sum(1 for name in terms if name.startswith("kl_ch"))
+        if n_channels == 0:
+            raise ModelConfigError(f"{type(self).__name__}.loss_terms gives no kl_ch<j> terms")
+        per_channel = torch.stack([terms[f"kl_ch{j}"] for j in range(n_channels)], 1).mean(0)
+        if self.free_bits > 0:
+            per_channel = per_channel.clamp(min=self.free_bits)
+        return per_channel.sum() * self.kl_weight() - kl.mean()
+
+    def batch_loss_terms(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        x, terms = super().batch_loss_terms(batch)
+        if self.training:
+            self._train_terms = terms
+        return x, terms
+
+    def training_objective_change(self, batch: Any, terms: dict[str, Tensor]) -> Tensor:
+        """Nats per example (a scalar) added to the batch's mean −ELBO in training; subclasses
+        add their own terms to :meth:`kl_objective_change`."""
+        return self.kl_objective_change(terms)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """The base's step (logs the true −ELBO and its terms, returns it per dimension) plus
+        :meth:`training_objective_change` / D."""
+        self._train_terms = None
+        loss = super().training_step(batch, batch_idx)
+        terms, self._train_terms = self._train_terms, None
+        if terms is None:
+            return loss
+        return loss + self.training_objective_change(batch, terms) / self.n_dims
+
+    # ------------------------------------------------------------------ latent-use diagnostics
     def _update_latent_use(self, stage: str, batch: Any) -> None:
         metric = self.latent_use[stage]
         if metric._seen < metric.max_points:

@@ -69,6 +69,9 @@ IMAGE_SHAPE = (3, 32, 32)
 N_LEVELS = 256
 LATENT_LOGVAR_RANGE = (-12.0, 8.0)
 PIXEL_LOGVAR_RANGE = (-14.0, 4.0)
+#: Side of the handout's latent (32 / 4) and the sides a coarser latent may have.
+BASE_LATENT_SIDE = 8
+LATENT_SIDES = (8, 4, 2, 1)
 #: Initial output biases of the decoder: (μ, log σ²) of every pixel and channel.
 DECODER_INIT = (0.5, -4.0)
 
@@ -127,8 +130,23 @@ def residual_stack(channels: int, n_blocks: int) -> nn.Sequential:
     return nn.Sequential(*[GatedResidualBlock(channels) for _ in range(n_blocks)], nn.ReLU())
 
 
-def encoder(width: int, latent_channels: int, n_res_blocks: int) -> nn.Sequential:
-    """[B, 3, 32, 32] → [B, 2·C_z, 8, 8] (μ and log σ² of q(z|y))."""
+def check_latent_side(latent_side: int) -> int:
+    """The number of extra halvings from 8×8 to ``latent_side`` × ``latent_side`` (0 for 8);
+    a :class:`ModelConfigError` unless ``latent_side`` is one of :data:`LATENT_SIDES`."""
+    if isinstance(latent_side, bool) or latent_side not in LATENT_SIDES:
+        raise ModelConfigError(f"latent_side must be one of {LATENT_SIDES}, got {latent_side!r}")
+    return int(math.log2(BASE_LATENT_SIDE // latent_side))
+
+
+def encoder(
+    width: int, latent_channels: int, n_res_blocks: int, latent_side: int = BASE_LATENT_SIDE
+) -> nn.Sequential:
+    """[B, 3, 32, 32] → [B, 2·C_z, s, s] (μ and log σ² of q(z|y)), s = ``latent_side``: below 8,
+    one conv 4×4 stride 2 (w→w) ReLU per halving after the residual stack."""
+    halvings = check_latent_side(latent_side)
+    down: list[nn.Module] = []
+    for _ in range(halvings):
+        down += [nn.Conv2d(width, width, 4, stride=2, padding=1), nn.ReLU()]
     return nn.Sequential(
         nn.Conv2d(3, width // 4, 3, padding=1),
         nn.ReLU(),
@@ -138,16 +156,28 @@ def encoder(width: int, latent_channels: int, n_res_blocks: int) -> nn.Sequentia
         nn.ReLU(),
         nn.Conv2d(width, width, 3, padding=1),
         residual_stack(width, n_res_blocks),
+        *down,
         nn.Conv2d(width, 2 * latent_channels, 3, padding=1),
     )
 
 
 def decoder(
-    width: int, latent_channels: int, n_res_blocks: int, out_channels: int = 2 * IMAGE_SHAPE[0]
+    width: int,
+    latent_channels: int,
+    n_res_blocks: int,
+    out_channels: int = 2 * IMAGE_SHAPE[0],
+    latent_side: int = BASE_LATENT_SIDE,
 ) -> nn.Sequential:
-    """[B, C_z, 8, 8] → [B, out_channels, 32, 32] (default 6: μ and log σ² of p(y|z))."""
+    """[B, C_z, s, s] → [B, out_channels, 32, 32] (default 6: μ and log σ² of p(y|z)),
+    s = ``latent_side``: below 8, one transposed conv 4×4 stride 2 (w→w) ReLU per doubling
+    before the residual stack."""
+    halvings = check_latent_side(latent_side)
+    up: list[nn.Module] = []
+    for _ in range(halvings):
+        up += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.ReLU()]
     return nn.Sequential(
         nn.Conv2d(latent_channels, width, 3, padding=1),
+        *up,
         residual_stack(width, n_res_blocks),
         nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1),
         nn.ReLU(),
@@ -163,13 +193,18 @@ class ConvVAE(LatentVariableModel):
 
     Args:
         prior: ``"normal"`` (N(0, I)) or ``"flow"`` (autoregressive flow, VLAE).
-        latent_channels: C_z, channels of the 8×8 latent.
+        latent_channels: C_z, channels of the latent (8×8 by default).
         width: channels of the widest layers (128 in the handout; divisible by 4).
         n_res_blocks: gated residual blocks per stack (5).
         flow_filters: residual-stream width of the flow prior's PixelCNN.
         flow_blocks: type-B residual blocks of the flow prior's PixelCNN (3).
         decoder_variance: ``"pixel"`` (the decoder outputs log σ² of every pixel and channel) or
             ``"channel"`` (one learned log σ² per colour channel, shared by all pixels and images).
+        latent_side: s, the latent is C_z × s × s: 8 (the handout's), or 4, 2, 1 (coarser, with
+            one more stride-2 conv in the encoder and transposed conv in the decoder per halving).
+        free_bits: λ >= 0, nats per latent channel below which the KL is not penalised in
+            training (0: off; :mod:`vae_models.base`).
+        kl_warmup_steps: training steps of the linear KL warm-up (0: off).
         lr: Adam learning rate.
         lr_final_factor: the learning rate decays along a cosine from ``lr`` to
             ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
@@ -186,9 +221,13 @@ class ConvVAE(LatentVariableModel):
         flow_filters: int = 64,
         flow_blocks: int = 3,
         decoder_variance: str = "pixel",
+        latent_side: int = BASE_LATENT_SIDE,
+        free_bits: float = 0.0,
+        kl_warmup_steps: int = 0,
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
     ) -> None:
+        check_latent_side(latent_side)
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
         if decoder_variance not in DECODER_VARIANCES:
@@ -204,13 +243,18 @@ class ConvVAE(LatentVariableModel):
             )
         # The per-channel KL terms depend on latent_channels; the base reads them in __init__.
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
-        super().__init__(lr=lr, lr_final_factor=lr_final_factor)
+        super().__init__(
+            lr=lr,
+            lr_final_factor=lr_final_factor,
+            free_bits=free_bits,
+            kl_warmup_steps=kl_warmup_steps,
+        )
         self.save_hyperparameters()
-        self.latent_shape = (latent_channels, IMAGE_SHAPE[1] // 4, IMAGE_SHAPE[2] // 4)
-        self.encoder = encoder(width, latent_channels, n_res_blocks)
+        self.latent_shape = (latent_channels, latent_side, latent_side)
+        self.encoder = encoder(width, latent_channels, n_res_blocks, latent_side)
         per_pixel = decoder_variance == "pixel"
         n_out = IMAGE_SHAPE[0] * (2 if per_pixel else 1)
-        self.decoder = decoder(width, latent_channels, n_res_blocks, n_out)
+        self.decoder = decoder(width, latent_channels, n_res_blocks, n_out, latent_side)
         self.decoder_logvar = (
             None if per_pixel else nn.Parameter(torch.full((1, IMAGE_SHAPE[0], 1, 1), 0.0))
         )

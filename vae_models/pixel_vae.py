@@ -96,12 +96,14 @@ from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
 from vae_models.base import LatentVariableModel
 from vae_models.conv_vae import (  # the same data, latent and priors as the HW3 §2 VAE
+    BASE_LATENT_SIDE,
     DECODER_INIT,
     IMAGE_SHAPE,
     LATENT_LOGVAR_RANGE,
     N_LEVELS,
     PIXEL_LOGVAR_RANGE,
     PRIORS,
+    check_latent_side,
     decoder,
     elbo_terms,
     encoder,
@@ -183,6 +185,14 @@ class ConditionalPixelCNN(nn.Module):
         mean_skip: add linear paths to the DMOL means m_{k,c} (zero at the start): a type-A
             k0×k0 masked conv of the pixels (copying a neighbour's value is one weight) and a 1×1
             conv of c (a colour that z carries is one weight away).
+        pixel_dropout: p in [0, 1): in training each input pixel (its values and its constant-1
+            channel) is hidden with probability p (set to zero, as the padding outside the image)
+            and the others are scaled by 1/(1 − p), so that the masked convs' inputs have the
+            evaluation values as their mean (inverted dropout); evaluation and sampling see every
+            pixel unscaled.
+        image_dropout: q in [0, 1): in training, with probability q an image's pixels are all
+            hidden (the decoder must take it from c alone); kept inputs are scaled by
+            1/((1 − p)(1 − q)).
     """
 
     def __init__(
@@ -194,9 +204,13 @@ class ConditionalPixelCNN(nn.Module):
         kernel: int,
         n_mixtures: int,
         mean_skip: bool = False,
+        pixel_dropout: float = 0.0,
+        image_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_mixtures = n_mixtures
+        self.pixel_dropout = pixel_dropout
+        self.image_dropout = image_dropout
         self.receptive_radius = first_kernel // 2 + n_layers * (kernel // 2)
         # the pixels' values and a constant 1 (zero in the padding: the image's edges are visible)
         self.input_conv = MaskedConv2d(IMAGE_SHAPE[0] + 1, n_filters, first_kernel, "A")
@@ -223,6 +237,10 @@ class ConditionalPixelCNN(nn.Module):
         """DMOL parameters ``[B, 10·M, H, W]`` from pixel values ``v`` ``[B, 3, H, W]`` on the
         [−1, 1] scale and conditioning features ``c`` ``[B, cond_channels, H, W]``."""
         inputs = with_ones(v)
+        if self.training and (self.pixel_dropout > 0 or self.image_dropout > 0):
+            keep = torch.rand_like(inputs[:, :1]) >= self.pixel_dropout
+            keep = keep & (torch.rand_like(inputs[:, :1, :1, :1]) >= self.image_dropout)
+            inputs = inputs * keep / ((1.0 - self.pixel_dropout) * (1.0 - self.image_dropout))
         h = self.input_conv(inputs) + self.input_cond(c)
         for conv, cond in zip(self.convs, self.conds, strict=True):
             a, g = (conv(F.elu(h)) + cond(c)).chunk(2, dim=1)
@@ -329,6 +347,13 @@ class PixelVAE(LatentVariableModel):
         global_cond: the decoder (and the auxiliary head) also read the mean of c(z) over the
             image at every pixel, so that what z says about the whole image (its colours) reaches
             every pixel, the image's corners included.
+        pixel_dropout: p in [0, 1), the probability that the decoder does not see an input pixel
+            in training (:class:`ConditionalPixelCNN`; 0: off).
+        pixel_dropout_final: with a value p₁, the dropout goes linearly from ``pixel_dropout``
+            at the first step to p₁ at the trainer's last (None: constant).
+        image_dropout: q in [0, 1), the probability that the decoder sees none of an image's
+            pixels in training (0: off).
+        latent_side: s, the latent is C_z × s × s: 8, or 4, 2, 1 (as :class:`ConvVAE`).
         lr: Adam learning rate.
         lr_final_factor: the learning rate decays along a cosine from ``lr`` to
             ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
@@ -356,9 +381,14 @@ class PixelVAE(LatentVariableModel):
         aux_weight: float = 0.0,
         mean_skip: bool = False,
         global_cond: bool = False,
+        pixel_dropout: float = 0.0,
+        pixel_dropout_final: float | None = None,
+        image_dropout: float = 0.0,
+        latent_side: int = BASE_LATENT_SIDE,
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
     ) -> None:
+        check_latent_side(latent_side)
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
         cond_channels = pixel_filters if cond_channels is None else cond_channels
@@ -384,18 +414,25 @@ class PixelVAE(LatentVariableModel):
             raise ModelConfigError(f"first_kernel must be an odd integer >= 3, got {first_kernel}")
         if not (isinstance(kernel, int) and kernel >= 1 and kernel % 2):
             raise ModelConfigError(f"kernel must be an odd integer >= 1, got {kernel}")
-        if not (free_bits >= 0 and math.isfinite(free_bits)):
-            raise ModelConfigError(f"free_bits must be a finite number >= 0, got {free_bits}")
+        probabilities = {"pixel_dropout": pixel_dropout, "image_dropout": image_dropout}
+        if pixel_dropout_final is not None:
+            probabilities["pixel_dropout_final"] = pixel_dropout_final
+        for name, value in probabilities.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ModelConfigError(f"{name} must be in [0, 1), got {value!r}")
         if not (aux_weight >= 0 and math.isfinite(aux_weight)):
             raise ModelConfigError(f"aux_weight must be a finite number >= 0, got {aux_weight}")
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
-        super().__init__(lr=lr, lr_final_factor=lr_final_factor)
+        super().__init__(
+            lr=lr,
+            lr_final_factor=lr_final_factor,
+            free_bits=free_bits,
+            kl_warmup_steps=kl_warmup_steps,
+        )
         self.save_hyperparameters()
-        self.free_bits = float(free_bits)
-        self.kl_warmup_steps = kl_warmup_steps
-        self.latent_shape = (latent_channels, IMAGE_SHAPE[1] // 4, IMAGE_SHAPE[2] // 4)
-        self.encoder = encoder(width, latent_channels, n_res_blocks)
-        self.cond_net = decoder(width, latent_channels, n_res_blocks, cond_channels)
+        self.latent_shape = (latent_channels, latent_side, latent_side)
+        self.encoder = encoder(width, latent_channels, n_res_blocks, latent_side)
+        self.cond_net = decoder(width, latent_channels, n_res_blocks, cond_channels, latent_side)
         self.pixelcnn = ConditionalPixelCNN(
             cond_channels * (2 if global_cond else 1),
             pixel_filters,
@@ -404,13 +441,14 @@ class PixelVAE(LatentVariableModel):
             kernel,
             n_mixtures,
             mean_skip,
+            float(pixel_dropout),
+            float(image_dropout),
         )
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
         self.aux_weight = float(aux_weight)
         self.global_cond = global_cond
         read = cond_channels * (2 if global_cond else 1)
         self.aux_head = AuxiliaryDecoder(read) if aux_weight > 0 else None
-        self._last_terms: dict[str, Tensor] | None = None
         self._last_cond: Tensor | None = None
 
     @property
@@ -489,7 +527,7 @@ class PixelVAE(LatentVariableModel):
         log_px = dmol.log_prob(x, self.pixelcnn(self.scale(x), cond)).flatten(1).sum(-1)
         terms = elbo_terms(-log_px, z, mu_z, logvar_z, self.flow)
         if self.training:
-            self._last_terms, self._last_cond = terms, cond
+            self._last_cond = cond
         return terms
 
     def nll(self, x: Tensor) -> Tensor:
@@ -516,12 +554,6 @@ class PixelVAE(LatentVariableModel):
         return iwae_bound(self.log_weights(x, k))
 
     # ------------------------------------------------------------------ training objective
-    def kl_weight(self) -> float:
-        """The KL's weight in the training objective: min(1, step / kl_warmup_steps)."""
-        if self.kl_warmup_steps <= 0:
-            return 1.0
-        return min(1.0, self.global_step / self.kl_warmup_steps)
-
     def aux_nll(self, x: Tensor, cond: Tensor) -> Tensor:
         """−log p_aux(y | z) + D ln 256 of the auxiliary decoder on features ``cond`` = c(z), per
         image ``[B]`` nats, y = (x + u)/256 (module docstring)."""
@@ -532,29 +564,30 @@ class PixelVAE(LatentVariableModel):
         log_p = gaussian_log_prob_per_dim(y, mu, logvar)
         return -log_p.flatten(1).sum(-1) + self.n_dims * math.log(N_LEVELS)
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """The base's step (logs the true −ELBO and its terms) plus the change from −ELBO to the
-        training objective: free bits and KL warm-up on the KL, and α times the auxiliary
-        decoder's NLL (module docstring)."""
-        self._last_terms, self._last_cond = None, None
-        loss = super().training_step(batch, batch_idx)
-        terms, cond = self._last_terms, self._last_cond
-        self._last_cond = None
-        if terms is None:
-            return loss
-        change = torch.zeros((), dtype=loss.dtype, device=loss.device)
-        if self.free_bits > 0 or self.kl_warmup_steps > 0:
-            kl_channels = torch.stack(
-                [terms[f"kl_ch{j}"] for j in range(self.latent_shape[0])], dim=1
-            ).mean(0)
-            if self.free_bits > 0:
-                kl_channels = kl_channels.clamp(min=self.free_bits)
-            change = change + kl_channels.sum() * self.kl_weight() - terms["kl"].mean()
+    def current_pixel_dropout(self) -> float:
+        """The decoder's input dropout at this training step (constant, or the linear schedule
+        from ``pixel_dropout`` to ``pixel_dropout_final`` over the trainer's total steps)."""
+        start, final = self.hparams.pixel_dropout, self.hparams.pixel_dropout_final
+        if final is None:
+            return float(start)
+        total = max(float(self.trainer.estimated_stepping_batches), 1.0)
+        if not math.isfinite(total):
+            raise ModelConfigError("pixel_dropout_final needs a finite max_epochs or max_steps")
+        return float(start + (final - start) * min(self.global_step / total, 1.0))
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.pixelcnn.pixel_dropout = self.current_pixel_dropout()
+
+    def training_objective_change(self, batch: Any, terms: dict[str, Tensor]) -> Tensor:
+        """Free bits and KL warm-up on the KL (the base's), plus α times the auxiliary decoder's
+        NLL on the same c(z) (module docstring); nats per example."""
+        change = self.kl_objective_change(terms)
+        cond, self._last_cond = self._last_cond, None
         if self.aux_head is not None and cond is not None:
             aux_nll = self.aux_nll(unpack_batch(batch), cond).mean()
             self.log("train/aux_bpd", self.to_bpd(aux_nll.detach()), on_step=True, on_epoch=False)
             change = change + self.aux_weight * aux_nll
-        return loss + change / self.n_dims
+        return change
 
     # ------------------------------------------------------------------ sampling
     def _draw(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -108,3 +109,46 @@ def test_bad_input_and_config():
         ConvVAE(width=30)
     with pytest.raises(ModelConfigError, match="decoder_variance must be one of"):
         ConvVAE(decoder_variance="image")
+
+
+@pytest.mark.parametrize("side", [8, 4, 2, 1])
+@pytest.mark.parametrize("prior", ["normal", "flow"])
+def test_coarser_latents(side, prior):
+    """``latent_side`` s gives a C_z × s × s latent: the posterior, the prior's samples and the
+    per-channel KL terms have that shape and still add up to the bound."""
+    model = tiny(prior, latent_side=side)
+    x = images(3)
+    assert model.latent_shape == (2, side, side)
+    assert model.posterior_mean(x).shape == (3, 2, side, side)
+    assert model.sample_prior(4).shape == (4, 2, side, side)
+    assert model.sample(2).shape == (2, 3, 32, 32)
+    terms = model.loss_terms(x)
+    assert torch.allclose(terms["kl_ch0"] + terms["kl_ch1"], terms["kl"], atol=1e-4)
+    assert torch.allclose(terms["recon"] + terms["kl"], terms["nll"])
+
+
+def test_bad_latent_side():
+    for side in (3, 16, 0, True):
+        with pytest.raises(ModelConfigError, match="latent_side must be one of"):
+            ConvVAE(latent_side=side)
+
+
+def test_free_bits_and_warmup_objective():
+    """The training loss is [mean recon + w_t · Σ_j max(λ, mean kl_j)] / D (vae_models.base):
+    at step 0 with a warm-up, w_0 = 0 and the loss is the reconstruction term alone."""
+    for kwargs, weight in [(dict(free_bits=3.0), 1.0), (dict(kl_warmup_steps=10), 0.0)]:
+        model = tiny(**kwargs)
+        x = images(4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # self.log without a trainer
+            torch.manual_seed(0)
+            loss = model.training_step(x, 0)
+        torch.manual_seed(0)
+        terms = model.loss_terms(x)
+        kl_j = torch.stack([terms["kl_ch0"], terms["kl_ch1"]], 1).mean(0)
+        expected = terms["recon"].mean() + weight * kl_j.clamp(min=kwargs.get("free_bits", 0)).sum()
+        assert loss.item() == pytest.approx((expected / D).item(), rel=1e-5)
+    with pytest.raises(ModelConfigError, match="free_bits"):
+        ConvVAE(free_bits=-1.0)
+    with pytest.raises(ModelConfigError, match="kl_warmup_steps"):
+        ConvVAE(kl_warmup_steps=1.5)

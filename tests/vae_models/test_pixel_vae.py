@@ -400,3 +400,91 @@ def test_checkpoint_round_trip(tmp_path, stand_in_batches):
     expected = model.nll(x)
     torch.manual_seed(0)
     assert torch.equal(loaded.nll(x), expected)
+
+
+def test_pixel_dropout_hides_inputs_in_training_only():
+    """With pixel_dropout p the training-mode decoder at (r, c) reads a random part of its field
+    (about 1 − p of it, never outside it, never at or after (r, c)); in evaluation it reads
+    the whole field and is deterministic."""
+    torch.manual_seed(0)
+    net = ConditionalPixelCNN(4, 6, 2, 5, 3, n_mixtures=2, mean_skip=True, pixel_dropout=0.5)
+    net = net.double()
+    torch.nn.init.normal_(net.mean_skip.weight, std=0.3)
+    field = receptive_field(5, 3, 2)
+    radius = net.receptive_radius
+    row, col = 12, 14
+    expected = torch.zeros(32, 32, dtype=torch.bool)
+    for dr, dc in field.nonzero().tolist():
+        expected[row + dr - radius, col + dc - radius] = True
+    c = torch.randn(1, 4, 32, 32, dtype=torch.float64)
+
+    def seen_pixels() -> torch.Tensor:
+        v = torch.rand(1, 3, 32, 32, dtype=torch.float64, requires_grad=True)
+        (grad,) = torch.autograd.grad(net(v, c)[0, :, row, col].sum(), v)
+        return grad[0].abs().sum(0) > 0
+
+    net.train()
+    shares = []
+    for _ in range(40):
+        seen = seen_pixels()
+        assert not (seen & ~expected).any()
+        shares.append(seen.sum().item() / expected.sum().item())
+    assert 0.4 < sum(shares) / len(shares) < 0.6
+    net.eval()
+    assert torch.equal(seen_pixels(), expected)
+    v = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+    assert torch.equal(net(v, c), net(v, c))
+    with pytest.raises(ModelConfigError, match="pixel_dropout"):
+        tiny(pixel_dropout=1.0)
+
+
+def test_coarser_latent():
+    """``latent_side`` 2: a C_z × 2 × 2 latent, sampled and decoded like the 8 × 8 one."""
+    model = tiny(latent_side=2)
+    x = images(2)
+    assert model.posterior_mean(x).shape == (2, 2, 2, 2)
+    assert torch.isfinite(model.nll(x)).all()
+    assert model.sample(1, generator=torch.Generator().manual_seed(0)).shape == (1, 3, 32, 32)
+
+
+def test_pixel_dropout_schedule(tmp_path):
+    """With pixel_dropout_final the decoder's dropout at step t of T is p₀ + (p₁ − p₀)·t/T."""
+    seen: list[float] = []
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+            seen.append(pl_module.pixelcnn.pixel_dropout)
+
+    model = tiny(pixel_dropout=0.6, pixel_dropout_final=0.1)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=5,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[Record()],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few batches
+        trainer.fit(model, DataLoader([images(2, seed) for seed in range(5)], batch_size=None))
+    assert seen == pytest.approx([0.6 - 0.5 * t / 5 for t in range(5)])
+    with pytest.raises(ModelConfigError, match="pixel_dropout_final"):
+        tiny(pixel_dropout_final=-0.1)
+
+
+def test_image_dropout_hides_whole_images():
+    """With image_dropout q (and no pixel dropout) a training-mode decoder reads either all of
+    its field or none of it, the latter for about q of the images."""
+    torch.manual_seed(0)
+    net = ConditionalPixelCNN(4, 6, 1, 3, 3, n_mixtures=2, image_dropout=0.5).double().train()
+    v = torch.rand(200, 3, 32, 32, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(200, 4, 32, 32, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(net(v, c)[:, :, 10, 10].sum(), v)
+    seen = (grad.abs().sum(1) > 0).flatten(1).sum(1)  # pixels read, per image
+    full = int(receptive_field(3, 3, 1).sum())
+    assert set(seen.tolist()) <= {0, full}
+    assert 0.35 < (seen == 0).double().mean().item() < 0.65
+    with pytest.raises(ModelConfigError, match="image_dropout"):
+        tiny(image_dropout=1.0)
