@@ -406,7 +406,6 @@ class PixelVAE(LatentVariableModel):
             ("n_res_blocks", n_res_blocks),
             ("pixel_layers", pixel_layers),
             ("flow_blocks", flow_blocks),
-            ("kl_warmup_steps", kl_warmup_steps),
         ]:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ModelConfigError(f"{name} must be an integer >= 0, got {value!r}")
