@@ -7,7 +7,10 @@ of :mod:`metrics`, the digit in (a) the auxiliary decoder's mean μ_aux(c(z)) at
 mean z = μ(x), which sees no pixels (only for models trained with ``aux_weight`` > 0), and (b)
 one draw x ~ P(x | z) of the pixel decoder at the same z (the reconstruction of
 ``test/recon_accuracy``). The share read as the input's label is printed for both: (a) high and
-(b) low means z carries the digit and the pixel decoder does not follow it.
+(b) low means z carries the digit and the pixel decoder does not follow it. A second table gives,
+per colour channel, the mean absolute error of both at the top-left pixel (the background colour,
+where the pixel decoder sees no pixels) and the auxiliary decoder's learned σ (grey levels): a
+channel whose σ is large was given up, and z does not carry that colour.
 """
 
 from __future__ import annotations
@@ -51,6 +54,15 @@ def main() -> None:
     for name, images in rows:
         labels = reader.read(images, 256).labels
         print(f"| {name} | {(labels == y).double().mean().item():.1%} |")
+    print()
+    print("| top-left pixel (background colour), grey levels | R | G | B |")
+    print("|---|---|---|---|")
+    for name, images in rows:
+        error = (images[:, :, 0, 0] - x[:, :, 0, 0]).abs().double().mean(0).tolist()
+        print(f"| {name}: mean abs error | " + " | ".join(f"{e:.1f}" for e in error) + " |")
+    if model.aux_head is not None:
+        sigma = (0.5 * model.aux_head(model.conditioning(z[:1]))[1][0, :, 0, 0]).exp() * 256
+        print("| auxiliary decoder's learned σ | " + " | ".join(f"{v:.1f}" for v in sigma) + " |")
 
 
 if __name__ == "__main__":

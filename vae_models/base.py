@@ -14,7 +14,8 @@ Both are descriptive statistics of the encoder; the bound (``<stage>/bpd``) is u
 
 Options against posterior collapse change the *training objective* only (the logged terms are
 always the true bound): ``free_bits`` λ (nats per latent channel, Kingma et al. 2016) and
-``kl_warmup_steps`` T_w. With w_t = min(1, t / T_w) (1 when T_w = 0) the objective per batch is
+``kl_warmup_steps`` T_w, and ``beta`` β (the KL's final weight, Higgins et al. 2017). With
+w_t = β · min(1, t / T_w) (β when T_w = 0) the objective per batch is
 
     mean recon + w_t · Σ_j max(λ, mean over the batch of kl_ch<j>)     (nats per example),
 
@@ -58,7 +59,10 @@ class LatentVariableModel(DensityModel):
         lr_final_factor: float = 1.0,
         free_bits: float = 0.0,
         kl_warmup_steps: int = 0,
+        beta: float = 1.0,
     ) -> None:
+        if not (beta >= 0 and math.isfinite(beta)):
+            raise ModelConfigError(f"beta must be a finite number >= 0, got {beta}")
         if not 0.0 < lr_final_factor <= 1.0:
             raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
         if not (free_bits >= 0 and math.isfinite(free_bits)):
@@ -70,6 +74,7 @@ class LatentVariableModel(DensityModel):
         self.lr_final_factor = lr_final_factor
         self.free_bits = float(free_bits)
         self.kl_warmup_steps = kl_warmup_steps
+        self.beta = float(beta)
         self._train_terms: dict[str, Tensor] | None = None
         self.latent_use = nn.ModuleDict(
             {stage: LatentUse(self.latent_points) for stage in DIAGNOSTIC_STAGES}
@@ -81,16 +86,17 @@ class LatentVariableModel(DensityModel):
 
     # ------------------------------------------------------------------ training objective
     def kl_weight(self) -> float:
-        """The KL's weight in the training objective: min(1, step / kl_warmup_steps)."""
+        """The KL's weight in the training objective: β · min(1, step / kl_warmup_steps)."""
         if self.kl_warmup_steps <= 0:
-            return 1.0
-        return min(1.0, self.global_step / self.kl_warmup_steps)
+            return self.beta
+        return self.beta * min(1.0, self.global_step / self.kl_warmup_steps)
 
     def kl_objective_change(self, terms: dict[str, Tensor]) -> Tensor:
         """w_t · Σ_j max(λ, mean kl_ch<j>) − mean kl (nats per example, a scalar): what turns the
-        batch's mean −ELBO into the training objective (module docstring); 0 when both are off."""
+        batch's mean −ELBO into the training objective (module docstring); 0 when all are off
+        (λ = 0, T_w = 0, β = 1)."""
         kl = terms["kl"]
-        if self.free_bits <= 0 and self.kl_warmup_steps <= 0:
+        if self.free_bits <= 0 and self.kl_warmup_steps <= 0 and self.beta == 1.0:
             return torch.zeros((), dtype=kl.dtype, device=kl.device)
         n_channels = sum(1 for name in terms if name.startswith("kl_ch"))
         if n_channels == 0:

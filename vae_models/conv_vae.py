@@ -13,13 +13,14 @@ Model. p(y|z) = N(μ_θ(z), diag σ²_θ(z)), a mean and a log-variance per pixe
 (``decoder_variance="pixel"``), or a mean per pixel and channel and one learned σ²_c per colour
 channel c shared by all pixels and images (``"channel"``); a density on ℝ^D: the mass it puts
 outside [0, 1]^D only loosens the bound. q(z|y) = N(μ_φ(y), diag σ²_φ(y))
-with z ``[C_z, 8, 8]``. The prior is ``"normal"``, N(0, I), or ``"flow"``, the autoregressive flow
-of :mod:`vae_models.flow_prior`. Per example, in nats,
+with z ``[C_z, 8, 8]``. The prior is ``"normal"``, N(0, I), ``"flow"``, the autoregressive flow
+of :mod:`vae_models.flow_prior`, or ``"mixture"``, the learned Gaussian mixture of
+:mod:`vae_models.mixture_prior`. Per example, in nats,
 
     −ELBO = recon + kl,   recon = −log p(y|z) + D · ln 256,   kl = log q(z|y) − log p(z),
 
 with one reparameterised z ~ q(z|y) and one u per example and step (train and eval). The KL is
-analytic for the normal prior and the single-sample estimate above for the flow prior.
+analytic for the normal prior and the single-sample estimate above for the learned priors.
 :meth:`ConvVAE.loss_terms` returns ``nll`` (= −ELBO), ``kl``, ``recon`` and the KL of each latent
 channel ``kl_ch<j>`` (they sum to ``kl``), logged by the base as ``<stage>/bpd``, ``kl_bpd``,
 ``recon_bpd`` and ``kl_ch<j>_bpd`` (bits per *data* dimension). Random numbers are drawn in the
@@ -62,8 +63,11 @@ from vae_models.gaussians import (
     reparameterize,
     soft_clamp,
 )
+from vae_models.mixture_prior import GaussianMixturePrior
 
 PRIORS = ("normal", "flow")
+#: ConvVAE's priors: those it shares with the PixelVAE, and the learned Gaussian mixture.
+CONV_VAE_PRIORS = (*PRIORS, "mixture")
 DECODER_VARIANCES = ("pixel", "channel")
 IMAGE_SHAPE = (3, 32, 32)
 N_LEVELS = 256
@@ -86,24 +90,32 @@ def flow_prior_or_none(
     return AutoregressiveFlowPrior(latent_shape[0], *latent_shape[1:], flow_filters, flow_blocks)
 
 
-def prior_log_prob_elements(z: Tensor, flow: AutoregressiveFlowPrior | None) -> Tensor:
+def prior_log_prob_elements(
+    z: Tensor, learned_prior: AutoregressiveFlowPrior | GaussianMixturePrior | None
+) -> Tensor:
     """log p(z) per latent element (they sum to log p(z)), nats: N(0, 1) per element, or the
-    flow's conditionals."""
-    if flow is not None:
-        return flow.log_prob_elements(z)
+    learned prior's conditionals (the flow's, or the mixture's chain-rule factors)."""
+    if learned_prior is not None:
+        return learned_prior.log_prob_elements(z)
     return -0.5 * (math.log(2.0 * math.pi) + z**2)
 
 
 def elbo_terms(
-    recon: Tensor, z: Tensor, mu_z: Tensor, logvar_z: Tensor, flow: AutoregressiveFlowPrior | None
+    recon: Tensor,
+    z: Tensor,
+    mu_z: Tensor,
+    logvar_z: Tensor,
+    learned_prior: AutoregressiveFlowPrior | GaussianMixturePrior | None,
 ) -> dict[str, Tensor]:
     """Per-example nats of the bound: ``nll`` = −ELBO = ``recon`` + ``kl``, and ``kl_ch<j>``
-    (summing to ``kl``). KL(q(z|x) ‖ N(0, I)) is analytic; against the flow it is the
-    one-sample estimate log q(z|x) − log p(z) at the reparameterised ``z``."""
-    if flow is None:
+    (summing to ``kl``). KL(q(z|x) ‖ N(0, I)) is analytic; against a learned prior (the flow or the
+    mixture) it is the one-sample estimate log q(z|x) − log p(z) at the
+    reparameterised ``z``."""
+    if learned_prior is None:
         kl_elements = kl_std_normal_per_dim(mu_z, logvar_z)
     else:
-        kl_elements = gaussian_log_prob_per_dim(z, mu_z, logvar_z) - flow.log_prob_elements(z)
+        log_q = gaussian_log_prob_per_dim(z, mu_z, logvar_z)
+        kl_elements = log_q - learned_prior.log_prob_elements(z)
     kl_channels = kl_elements.flatten(2).sum(-1)  # [B, C_z]
     kl = kl_channels.sum(-1)
     terms = {"nll": recon + kl, "kl": kl, "recon": recon}
@@ -141,13 +153,30 @@ def check_latent_side(latent_side: int) -> int:
 def encoder(
     width: int, latent_channels: int, n_res_blocks: int, latent_side: int = BASE_LATENT_SIDE
 ) -> nn.Sequential:
-    """[B, 3, 32, 32] → [B, 2·C_z, s, s] (μ and log σ² of q(z|y)), s = ``latent_side``: below 8,
-    one conv 4×4 stride 2 (w→w) ReLU per halving after the residual stack."""
+    """[B, 3, 32, 32] → [B, 2·C_z, s, s] (μ and log σ² of q(z|y)), s = ``latent_side``: for 4
+    and 2, one conv 4×4 stride 2 (w→w) ReLU per halving after the residual stack; for 1 (a global
+    latent vector), a linear layer from the flattened 8×8×w features in place of the last conv."""
     halvings = check_latent_side(latent_side)
     down: list[nn.Module] = []
+    if latent_side == 1:
+        down = [
+            nn.Flatten(),
+            nn.Linear(width * BASE_LATENT_SIDE**2, 2 * latent_channels),
+            nn.Unflatten(1, (2 * latent_channels, 1, 1)),
+        ]
+        return nn.Sequential(*_encoder_trunk(width, n_res_blocks), *down)
     for _ in range(halvings):
         down += [nn.Conv2d(width, width, 4, stride=2, padding=1), nn.ReLU()]
     return nn.Sequential(
+        *_encoder_trunk(width, n_res_blocks),
+        *down,
+        nn.Conv2d(width, 2 * latent_channels, 3, padding=1),
+    )
+
+
+def _encoder_trunk(width: int, n_res_blocks: int) -> list[nn.Module]:
+    """The handout's encoder up to its residual stack: [B, 3, 32, 32] → [B, w, 8, 8]."""
+    return [
         nn.Conv2d(3, width // 4, 3, padding=1),
         nn.ReLU(),
         nn.Conv2d(width // 4, width // 2, 4, stride=2, padding=1),
@@ -156,9 +185,7 @@ def encoder(
         nn.ReLU(),
         nn.Conv2d(width, width, 3, padding=1),
         residual_stack(width, n_res_blocks),
-        *down,
-        nn.Conv2d(width, 2 * latent_channels, 3, padding=1),
-    )
+    ]
 
 
 def decoder(
@@ -169,14 +196,21 @@ def decoder(
     latent_side: int = BASE_LATENT_SIDE,
 ) -> nn.Sequential:
     """[B, C_z, s, s] → [B, out_channels, 32, 32] (default 6: μ and log σ² of p(y|z)),
-    s = ``latent_side``: below 8, one transposed conv 4×4 stride 2 (w→w) ReLU per doubling
-    before the residual stack."""
+    s = ``latent_side``: for 4 and 2, one transposed conv 4×4 stride 2 (w→w) ReLU per doubling
+    before the residual stack; for 1, a linear layer from z to 8×8×w features in place of the
+    first conv."""
     halvings = check_latent_side(latent_side)
-    up: list[nn.Module] = []
-    for _ in range(halvings):
-        up += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.ReLU()]
+    if latent_side == 1:
+        up: list[nn.Module] = [
+            nn.Flatten(),
+            nn.Linear(latent_channels, width * BASE_LATENT_SIDE**2),
+            nn.Unflatten(1, (width, BASE_LATENT_SIDE, BASE_LATENT_SIDE)),
+        ]
+    else:
+        up = [nn.Conv2d(latent_channels, width, 3, padding=1)]
+        for _ in range(halvings):
+            up += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.ReLU()]
     return nn.Sequential(
-        nn.Conv2d(latent_channels, width, 3, padding=1),
         *up,
         residual_stack(width, n_res_blocks),
         nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1),
@@ -192,19 +226,24 @@ class ConvVAE(LatentVariableModel):
     ELBO in nats including the discretisation term (module docstring).
 
     Args:
-        prior: ``"normal"`` (N(0, I)) or ``"flow"`` (autoregressive flow, VLAE).
+        prior: ``"normal"`` (N(0, I)), ``"flow"`` (autoregressive flow, VLAE) or ``"mixture"``
+            (a learned mixture of diagonal Gaussians, :mod:`vae_models.mixture_prior`).
         latent_channels: C_z, channels of the latent (8×8 by default).
         width: channels of the widest layers (128 in the handout; divisible by 4).
         n_res_blocks: gated residual blocks per stack (5).
         flow_filters: residual-stream width of the flow prior's PixelCNN.
         flow_blocks: type-B residual blocks of the flow prior's PixelCNN (3).
+        prior_components: K, components of the mixture prior.
         decoder_variance: ``"pixel"`` (the decoder outputs log σ² of every pixel and channel) or
             ``"channel"`` (one learned log σ² per colour channel, shared by all pixels and images).
-        latent_side: s, the latent is C_z × s × s: 8 (the handout's), or 4, 2, 1 (coarser, with
-            one more stride-2 conv in the encoder and transposed conv in the decoder per halving).
+        latent_side: s, the latent is C_z × s × s: 8 (the handout's), or 4, 2 (coarser, with
+            one more stride-2 conv in the encoder and transposed conv in the decoder per
+            halving), or 1 (a global vector of C_z numbers, read and written by linear layers).
         free_bits: λ >= 0, nats per latent channel below which the KL is not penalised in
             training (0: off; :mod:`vae_models.base`).
         kl_warmup_steps: training steps of the linear KL warm-up (0: off).
+        beta: β >= 0, the KL's weight in training once warmed up (1: the ELBO;
+            :mod:`vae_models.base`).
         lr: Adam learning rate.
         lr_final_factor: the learning rate decays along a cosine from ``lr`` to
             ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
@@ -220,16 +259,19 @@ class ConvVAE(LatentVariableModel):
         n_res_blocks: int = 5,
         flow_filters: int = 64,
         flow_blocks: int = 3,
+        prior_components: int = 50,
         decoder_variance: str = "pixel",
         latent_side: int = BASE_LATENT_SIDE,
         free_bits: float = 0.0,
         kl_warmup_steps: int = 0,
+        beta: float = 1.0,
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
     ) -> None:
         check_latent_side(latent_side)
-        if prior not in PRIORS:
-            raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
+        if prior not in CONV_VAE_PRIORS:
+            raise ModelConfigError(f"prior must be one of {CONV_VAE_PRIORS}, got {prior!r}")
+        check_positive_ints(prior_components=prior_components)
         if decoder_variance not in DECODER_VARIANCES:
             raise ModelConfigError(
                 f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
@@ -248,6 +290,7 @@ class ConvVAE(LatentVariableModel):
             lr_final_factor=lr_final_factor,
             free_bits=free_bits,
             kl_warmup_steps=kl_warmup_steps,
+            beta=beta,
         )
         self.save_hyperparameters()
         self.latent_shape = (latent_channels, latent_side, latent_side)
@@ -266,6 +309,16 @@ class ConvVAE(LatentVariableModel):
             else:
                 self.decoder_logvar.fill_(DECODER_INIT[1])
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
+        self.mixture = (
+            GaussianMixturePrior(self.latent_shape, prior_components)
+            if prior == "mixture"
+            else None
+        )
+
+    @property
+    def learned_prior(self) -> AutoregressiveFlowPrior | GaussianMixturePrior | None:
+        """The flow or the mixture; None for N(0, I)."""
+        return self.flow if self.flow is not None else self.mixture
 
     @property
     def n_dims(self) -> int:
@@ -313,12 +366,12 @@ class ConvVAE(LatentVariableModel):
 
     def prior_log_prob_elements(self, z: Tensor) -> Tensor:
         """log p(z) per latent element (they sum to log p(z)), ``[B, C_z, 8, 8]`` nats."""
-        return prior_log_prob_elements(z, self.flow)
+        return prior_log_prob_elements(z, self.learned_prior)
 
     def sample_prior(self, n: int) -> Tensor:
         """z ~ p(z), ``[n, C_z, 8, 8]``."""
-        if self.flow is not None:
-            return self.flow.sample(n, device=self.device)
+        if self.learned_prior is not None:
+            return self.learned_prior.sample(n, device=self.device)
         return torch.randn(n, *self.latent_shape, device=self.device)
 
     # ------------------------------------------------------------------ bound (nats)
@@ -336,7 +389,7 @@ class ConvVAE(LatentVariableModel):
         mu_y, logvar_y = self.decode(z)
         log_py = gaussian_log_prob_per_dim(y, mu_y, logvar_y).flatten(1).sum(-1)
         recon = -log_py + self.n_dims * math.log(N_LEVELS)
-        return elbo_terms(recon, z, mu_z, logvar_z, self.flow)
+        return elbo_terms(recon, z, mu_z, logvar_z, self.learned_prior)
 
     def nll(self, x: Tensor) -> Tensor:
         """The negative ELBO per example in nats, discretisation term included (an upper bound on

@@ -148,16 +148,25 @@ def dmol_output_conv(in_channels: int, n_mixtures: int) -> nn.Conv2d:
     return conv
 
 
+#: Variance models of the auxiliary decoder: one learned σ² for all channels, or one per channel.
+AUX_VARIANCES = ("shared", "channel")
+
+
 class AuxiliaryDecoder(nn.Module):
     """p_aux(y | c) = N(μ(c), diag σ²): a 1×1 conv of the features c to the mean of every pixel
-    and channel, and one learned log σ²_c per colour channel shared by all pixels and images (as
-    :class:`~vae_models.conv_vae.ConvVAE` with ``decoder_variance="channel"``: no pixel can be
-    given up with a large variance). Starts at μ = ½, log σ² = −4 (``DECODER_INIT``)."""
+    and channel, and a learned log σ² shared by all pixels and images (no pixel can be given up
+    with a large variance): one for all three colour channels (``variance="shared"``, so no
+    colour channel can be given up either) or one per channel (``"channel"``, as
+    :class:`~vae_models.conv_vae.ConvVAE` with ``decoder_variance="channel"``). Starts at μ = ½,
+    log σ² = −4 (``DECODER_INIT``)."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, variance: str = "channel") -> None:
         super().__init__()
+        if variance not in AUX_VARIANCES:
+            raise ModelConfigError(f"aux_variance must be one of {AUX_VARIANCES}, got {variance!r}")
         self.mean = nn.Conv2d(in_channels, IMAGE_SHAPE[0], 1)
-        self.logvar = nn.Parameter(torch.full((1, IMAGE_SHAPE[0], 1, 1), DECODER_INIT[1]))
+        n_variances = IMAGE_SHAPE[0] if variance == "channel" else 1
+        self.logvar = nn.Parameter(torch.full((1, n_variances, 1, 1), DECODER_INIT[1]))
         with torch.no_grad():
             self.mean.bias.fill_(DECODER_INIT[0])
 
@@ -340,8 +349,12 @@ class PixelVAE(LatentVariableModel):
         free_bits: λ >= 0, nats per latent channel below which the KL is not penalised in
             training (0: off).
         kl_warmup_steps: training steps of the linear KL warm-up (0: off).
+        beta: β >= 0, the KL's weight in training once warmed up (1: the ELBO;
+            :mod:`vae_models.base`).
         aux_weight: α >= 0, weight of the auxiliary factorised decoder's NLL in the training
             objective (0: off, no auxiliary head).
+        aux_variance: ``"shared"`` (one learned σ² for the three colour channels) or
+            ``"channel"`` (one per channel) in the auxiliary decoder (:class:`AuxiliaryDecoder`).
         mean_skip: linear paths from the pixels (masked) and from c(z) to the DMOL means
             (:class:`ConditionalPixelCNN`).
         global_cond: the decoder (and the auxiliary head) also read the mean of c(z) over the
@@ -378,7 +391,9 @@ class PixelVAE(LatentVariableModel):
         flow_blocks: int = 3,
         free_bits: float = 0.0,
         kl_warmup_steps: int = 0,
+        beta: float = 1.0,
         aux_weight: float = 0.0,
+        aux_variance: str = "channel",
         mean_skip: bool = False,
         global_cond: bool = False,
         pixel_dropout: float = 0.0,
@@ -421,12 +436,17 @@ class PixelVAE(LatentVariableModel):
                 raise ModelConfigError(f"{name} must be in [0, 1), got {value!r}")
         if not (aux_weight >= 0 and math.isfinite(aux_weight)):
             raise ModelConfigError(f"aux_weight must be a finite number >= 0, got {aux_weight}")
+        if aux_variance not in AUX_VARIANCES:
+            raise ModelConfigError(
+                f"aux_variance must be one of {AUX_VARIANCES}, got {aux_variance!r}"
+            )
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
         super().__init__(
             lr=lr,
             lr_final_factor=lr_final_factor,
             free_bits=free_bits,
             kl_warmup_steps=kl_warmup_steps,
+            beta=beta,
         )
         self.save_hyperparameters()
         self.latent_shape = (latent_channels, latent_side, latent_side)
@@ -447,7 +467,7 @@ class PixelVAE(LatentVariableModel):
         self.aux_weight = float(aux_weight)
         self.global_cond = global_cond
         read = cond_channels * (2 if global_cond else 1)
-        self.aux_head = AuxiliaryDecoder(read) if aux_weight > 0 else None
+        self.aux_head = AuxiliaryDecoder(read, aux_variance) if aux_weight > 0 else None
         self._last_cond: Tensor | None = None
 
     @property

@@ -1,4 +1,4 @@
-"""The convolutional VAE of HW3 §2: shapes, the bits/dim by hand, both priors, bad input."""
+"""The convolutional VAE of HW3 §2: shapes, the bits/dim by hand, the three priors, bad input."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import warnings
 
 import pytest
 import torch
+from torch import nn
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from ar_models.base import ModelConfigError
 from vae_models.conv_vae import ConvVAE
@@ -32,7 +34,8 @@ def log_normal(v: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
 
 
 @pytest.mark.parametrize(
-    "prior, decoder_variance", [("normal", "pixel"), ("flow", "pixel"), ("normal", "channel")]
+    "prior, decoder_variance",
+    [("normal", "pixel"), ("flow", "pixel"), ("mixture", "pixel"), ("normal", "channel")],
 )
 def test_bits_per_dim_by_hand(prior, decoder_variance):
     """bits/dim = [−log N(y; μ(z), σ²(z)) + D ln 256 + log q(z|y) − log p(z)] / (D ln 2), with the
@@ -60,14 +63,19 @@ def test_bits_per_dim_by_hand(prior, decoder_variance):
         recon = -log_normal(y, mu_y, logvar_y).sum((1, 2, 3)) + D * math.log(256)
         if prior == "normal":
             kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
-        else:
+        elif prior == "flow":
             kl = log_normal(z, mu_z, logvar_z).sum((1, 2, 3)) - model.flow.log_prob(z)
+        else:  # the mixture of diagonal Gaussians over the flattened latent
+            mix = model.mixture
+            components = Independent(Normal(mix.means, mix.log_s().exp()), 1)
+            log_pz = MixtureSameFamily(Categorical(logits=mix.logits), components)
+            kl = log_normal(z, mu_z, logvar_z).sum((1, 2, 3)) - log_pz.log_prob(z.flatten(1))
         expected = (recon + kl) / (D * math.log(2))
     assert torch.allclose(bpd, expected, rtol=1e-5)
     assert torch.all(bpd > 0)
 
 
-@pytest.mark.parametrize("prior", ["normal", "flow"])
+@pytest.mark.parametrize("prior", ["normal", "flow", "mixture"])
 def test_terms_shapes_and_sums(prior):
     model = tiny(prior)
     terms = model.loss_terms(images())
@@ -76,9 +84,14 @@ def test_terms_shapes_and_sums(prior):
     assert torch.allclose(terms["nll"], terms["kl"] + terms["recon"])
     assert torch.allclose(terms["kl"], terms["kl_ch0"] + terms["kl_ch1"], rtol=1e-4, atol=1e-3)
     terms["nll"].mean().backward()
+    if prior != "normal":  # a learned prior is trained through the bound
+        grads = [p.grad for p in model.learned_prior.parameters() if p.grad is not None]
+        assert sum(g.abs().sum() for g in grads) > 0
+    if prior == "mixture":  # its weights, means and scales all
+        assert all(p.grad.abs().sum() > 0 for p in model.mixture.parameters())
 
 
-@pytest.mark.parametrize("prior", ["normal", "flow"])
+@pytest.mark.parametrize("prior", ["normal", "flow", "mixture"])
 def test_sample_and_hooks(prior):
     model = tiny(prior).eval()
     samples = model.sample(3, decoder_noise=False)
@@ -105,6 +118,8 @@ def test_bad_input_and_config():
         model.nll(torch.full((1, 3, 32, 32), 256))
     with pytest.raises(ModelConfigError, match="prior"):
         ConvVAE(prior="vamp")
+    with pytest.raises(ModelConfigError, match="prior_components must be a positive integer"):
+        ConvVAE(prior="mixture", prior_components=0)
     with pytest.raises(ModelConfigError, match="width"):
         ConvVAE(width=30)
     with pytest.raises(ModelConfigError, match="decoder_variance must be one of"):
@@ -112,7 +127,7 @@ def test_bad_input_and_config():
 
 
 @pytest.mark.parametrize("side", [8, 4, 2, 1])
-@pytest.mark.parametrize("prior", ["normal", "flow"])
+@pytest.mark.parametrize("prior", ["normal", "flow", "mixture"])
 def test_coarser_latents(side, prior):
     """``latent_side`` s gives a C_z × s × s latent: the posterior, the prior's samples and the
     per-channel KL terms have that shape and still add up to the bound."""
@@ -125,6 +140,9 @@ def test_coarser_latents(side, prior):
     terms = model.loss_terms(x)
     assert torch.allclose(terms["kl_ch0"] + terms["kl_ch1"], terms["kl"], atol=1e-4)
     assert torch.allclose(terms["recon"] + terms["kl"], terms["nll"])
+    # a global latent (s = 1) is read and written by linear layers, not by 1×1 convolutions
+    linear = [isinstance(m, nn.Linear) for net in (model.encoder, model.decoder) for m in net]
+    assert sum(linear) == (2 if side == 1 else 0)
 
 
 def test_bad_latent_side():
@@ -135,8 +153,15 @@ def test_bad_latent_side():
 
 def test_free_bits_and_warmup_objective():
     """The training loss is [mean recon + w_t · Σ_j max(λ, mean kl_j)] / D (vae_models.base):
-    at step 0 with a warm-up, w_0 = 0 and the loss is the reconstruction term alone."""
-    for kwargs, weight in [(dict(free_bits=3.0), 1.0), (dict(kl_warmup_steps=10), 0.0)]:
+    at step 0 with a warm-up, w_0 = 0 and the loss is the reconstruction term alone; without one
+    w_t = β."""
+    cases = [
+        (dict(free_bits=3.0), 1.0),
+        (dict(kl_warmup_steps=10), 0.0),
+        (dict(beta=2.5), 2.5),
+        (dict(beta=0.5, free_bits=3.0), 0.5),
+    ]
+    for kwargs, weight in cases:
         model = tiny(**kwargs)
         x = images(4)
         with warnings.catch_warnings():
@@ -150,5 +175,7 @@ def test_free_bits_and_warmup_objective():
         assert loss.item() == pytest.approx((expected / D).item(), rel=1e-5)
     with pytest.raises(ModelConfigError, match="free_bits"):
         ConvVAE(free_bits=-1.0)
+    with pytest.raises(ModelConfigError, match="beta must be a finite number >= 0"):
+        ConvVAE(beta=-1.0)
     with pytest.raises(ModelConfigError, match="kl_warmup_steps"):
         ConvVAE(kl_warmup_steps=1.5)

@@ -258,6 +258,7 @@ def test_bad_input_and_config():
         (dict(pixel_layers=-1), "pixel_layers must be an integer >= 0"),
         (dict(free_bits=-0.5), "free_bits must be a finite number >= 0"),
         (dict(aux_weight=-1.0), "aux_weight must be a finite number >= 0"),
+        (dict(aux_weight=1.0, aux_variance="pixel"), "aux_variance must be one of"),
         (dict(lr_final_factor=0.0), "lr_final_factor must be in"),
         (dict(lr=0.0), "lr must be > 0"),
     ]:
@@ -310,11 +311,16 @@ def test_kl_warmup_objective():
     assert loss.item() == pytest.approx((terms["recon"].mean() / D).item(), rel=1e-5)
 
 
-def test_auxiliary_decoder_objective():
+@pytest.mark.parametrize("aux_variance, n_variances", [("channel", 3), ("shared", 1)])
+def test_auxiliary_decoder_objective(aux_variance: str, n_variances: int):
     """With aux_weight α the training loss is [mean −ELBO + α · mean aux] / D, aux =
     −log N(y; μ_aux(c), σ²_aux) + D ln 256 with y = (x + u)/256 and the auxiliary head on the
-    same c = c(z) (random numbers: z noise, then u); the bound does not read it."""
-    model = tiny(aux_weight=0.5)
+    same c = c(z) (random numbers: z noise, then u); the bound does not read it. σ²_aux is one
+    learned number per colour channel ("channel") or one for all three ("shared")."""
+    model = tiny(aux_weight=0.5, aux_variance=aux_variance)
+    assert model.aux_head.logvar.numel() == n_variances
+    with torch.no_grad():  # distinct values, so that a wrong broadcast would change the loss
+        model.aux_head.logvar.copy_(torch.linspace(-3.0, -2.0, n_variances).view(1, -1, 1, 1))
     x = images(4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log without a trainer
@@ -327,7 +333,7 @@ def test_auxiliary_decoder_objective():
     recon = -dmol.log_prob(x, model.pixelcnn(model.scale(x), cond)).flatten(1).sum(-1)
     kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
     y = (x.float() + torch.rand(x.shape)) / 256
-    mu_y = model.aux_head.mean(cond)  # one learned log σ² per colour channel
+    mu_y = model.aux_head.mean(cond)
     logvar_y = soft_clamp(model.aux_head.logvar, -14.0, 4.0)
     log_p = -0.5 * (math.log(2 * math.pi) + logvar_y + (y - mu_y) ** 2 / logvar_y.exp())
     aux = -log_p.sum((1, 2, 3)) + D * math.log(256)
