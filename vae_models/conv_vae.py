@@ -14,8 +14,10 @@ Model. p(y|z) = N(μ_θ(z), diag σ²_θ(z)), a mean and a log-variance per pixe
 channel c shared by all pixels and images (``"channel"``); a density on ℝ^D: the mass it puts
 outside [0, 1]^D only loosens the bound. q(z|y) = N(μ_φ(y), diag σ²_φ(y))
 with z ``[C_z, 8, 8]``. The prior is ``"normal"``, N(0, I), ``"flow"``, the autoregressive flow
-of :mod:`vae_models.flow_prior`, or ``"mixture"``, the learned Gaussian mixture of
-:mod:`vae_models.mixture_prior`. Per example, in nats,
+of :mod:`vae_models.flow_prior`, ``"mixture"``, the learned Gaussian mixture of
+:mod:`vae_models.mixture_prior`, or ``"fitted"``, N(0, I) until a Gaussian mixture is fitted to
+the posterior means by EM in the last epochs (:mod:`vae_models.fitted_prior`). Per example, in
+nats,
 
     −ELBO = recon + kl,   recon = −log p(y|z) + D · ln 256,   kl = log q(z|y) − log p(z),
 
@@ -52,10 +54,12 @@ from __future__ import annotations
 import math
 
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from ar_models.base import ModelConfigError, check_categorical, check_positive_ints
 from vae_models.base import LatentVariableModel
+from vae_models.fitted_prior import FittedMixturePrior
 from vae_models.flow_prior import AutoregressiveFlowPrior
 from vae_models.gaussians import (
     gaussian_log_prob_per_dim,
@@ -66,8 +70,9 @@ from vae_models.gaussians import (
 from vae_models.mixture_prior import GaussianMixturePrior
 
 PRIORS = ("normal", "flow")
-#: ConvVAE's priors: those it shares with the PixelVAE, and the learned Gaussian mixture.
-CONV_VAE_PRIORS = (*PRIORS, "mixture")
+#: ConvVAE's priors: those it shares with the PixelVAE, the learned Gaussian mixture and the one
+#: fitted by EM.
+CONV_VAE_PRIORS = (*PRIORS, "mixture", "fitted")
 DECODER_VARIANCES = ("pixel", "channel")
 IMAGE_SHAPE = (3, 32, 32)
 N_LEVELS = 256
@@ -91,7 +96,8 @@ def flow_prior_or_none(
 
 
 def prior_log_prob_elements(
-    z: Tensor, learned_prior: AutoregressiveFlowPrior | GaussianMixturePrior | None
+    z: Tensor,
+    learned_prior: AutoregressiveFlowPrior | GaussianMixturePrior | FittedMixturePrior | None,
 ) -> Tensor:
     """log p(z) per latent element (they sum to log p(z)), nats: N(0, 1) per element, or the
     learned prior's conditionals (the flow's, or the mixture's chain-rule factors)."""
@@ -105,7 +111,7 @@ def elbo_terms(
     z: Tensor,
     mu_z: Tensor,
     logvar_z: Tensor,
-    learned_prior: AutoregressiveFlowPrior | GaussianMixturePrior | None,
+    learned_prior: AutoregressiveFlowPrior | GaussianMixturePrior | FittedMixturePrior | None,
 ) -> dict[str, Tensor]:
     """Per-example nats of the bound: ``nll`` = −ELBO = ``recon`` + ``kl``, and ``kl_ch<j>``
     (summing to ``kl``). KL(q(z|x) ‖ N(0, I)) is analytic; against a learned prior (the flow or the
@@ -226,14 +232,22 @@ class ConvVAE(LatentVariableModel):
     ELBO in nats including the discretisation term (module docstring).
 
     Args:
-        prior: ``"normal"`` (N(0, I)), ``"flow"`` (autoregressive flow, VLAE) or ``"mixture"``
-            (a learned mixture of diagonal Gaussians, :mod:`vae_models.mixture_prior`).
+        prior: ``"normal"`` (N(0, I)), ``"flow"`` (autoregressive flow, VLAE), ``"mixture"``
+            (a learned mixture of diagonal Gaussians, :mod:`vae_models.mixture_prior`) or
+            ``"fitted"`` (N(0, I) until a full-covariance Gaussian mixture is fitted by EM to
+            posterior means, :mod:`vae_models.fitted_prior`; from then on that mixture is p(z)
+            for the bound, the training objective and sampling).
         latent_channels: C_z, channels of the latent (8×8 by default).
         width: channels of the widest layers (128 in the handout; divisible by 4).
         n_res_blocks: gated residual blocks per stack (5).
         flow_filters: residual-stream width of the flow prior's PixelCNN.
         flow_blocks: type-B residual blocks of the flow prior's PixelCNN (3).
-        prior_components: K, components of the mixture prior.
+        prior_components: K, components of the mixture priors.
+        prior_fit_epochs: F, ``prior="fitted"`` only: the mixture is refitted at the start of
+            the validation of each of the trainer's last F epochs, to the posterior means of that
+            epoch's training batches, gathered from every process (every epoch when the trainer
+            has no ``max_epochs``; skipped with a warning when there are fewer than K);
+            :meth:`fit_prior` fits it by hand.
         decoder_variance: ``"pixel"`` (the decoder outputs log σ² of every pixel and channel) or
             ``"channel"`` (one learned log σ² per colour channel, shared by all pixels and images).
         latent_side: s, the latent is C_z × s × s: 8 (the handout's), or 4, 2 (coarser, with
@@ -260,6 +274,7 @@ class ConvVAE(LatentVariableModel):
         flow_filters: int = 64,
         flow_blocks: int = 3,
         prior_components: int = 50,
+        prior_fit_epochs: int = 3,
         decoder_variance: str = "pixel",
         latent_side: int = BASE_LATENT_SIDE,
         free_bits: float = 0.0,
@@ -271,7 +286,7 @@ class ConvVAE(LatentVariableModel):
         check_latent_side(latent_side)
         if prior not in CONV_VAE_PRIORS:
             raise ModelConfigError(f"prior must be one of {CONV_VAE_PRIORS}, got {prior!r}")
-        check_positive_ints(prior_components=prior_components)
+        check_positive_ints(prior_components=prior_components, prior_fit_epochs=prior_fit_epochs)
         if decoder_variance not in DECODER_VARIANCES:
             raise ModelConfigError(
                 f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
@@ -309,16 +324,62 @@ class ConvVAE(LatentVariableModel):
             else:
                 self.decoder_logvar.fill_(DECODER_INIT[1])
         self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
-        self.mixture = (
-            GaussianMixturePrior(self.latent_shape, prior_components)
-            if prior == "mixture"
-            else None
-        )
+        self.mixture: GaussianMixturePrior | FittedMixturePrior | None = None
+        if prior == "mixture":
+            self.mixture = GaussianMixturePrior(self.latent_shape, prior_components)
+        elif prior == "fitted":
+            self.mixture = FittedMixturePrior(self.latent_shape, prior_components)
+        self.prior_fit_epochs = prior_fit_epochs
+        self._codes: list[Tensor] | None = None  # posterior means collected for the next fit
 
     @property
-    def learned_prior(self) -> AutoregressiveFlowPrior | GaussianMixturePrior | None:
-        """The flow or the mixture; None for N(0, I)."""
+    def learned_prior(
+        self,
+    ) -> AutoregressiveFlowPrior | GaussianMixturePrior | FittedMixturePrior | None:
+        """The flow or a mixture, None for N(0, I) (and for the fitted mixture until its first
+        fit: N(0, I) then, with the analytic KL)."""
+        if isinstance(self.mixture, FittedMixturePrior) and not bool(self.mixture.fitted):
+            return None
         return self.flow if self.flow is not None else self.mixture
+
+    # ------------------------------------------------------------------ the fitted prior
+    def fits_prior_this_epoch(self) -> bool:
+        """Whether this training epoch's posterior means are fitted at its validation start
+        (``prior="fitted"``: the last ``prior_fit_epochs`` epochs, or every epoch when the
+        trainer has no epoch limit)."""
+        if not isinstance(self.mixture, FittedMixturePrior):
+            return False
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is None or max_epochs < 0:
+            return True
+        return self.current_epoch >= max_epochs - self.prior_fit_epochs
+
+    def fit_prior(self, codes: Tensor) -> list[float]:
+        """Fit the ``prior="fitted"`` mixture to posterior means ``codes`` [N, C_z, s, s]
+        (:meth:`vae_models.fitted_prior.FittedMixturePrior.fit`; its log-likelihoods)."""
+        if not isinstance(self.mixture, FittedMixturePrior):
+            raise ModelConfigError(f"fit_prior needs prior='fitted', not {self.hparams.prior!r}")
+        return self.mixture.fit(codes.to(self.mixture.means.device))
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._codes = [] if self.fits_prior_this_epoch() else None
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        codes, self._codes = self._codes, None
+        if not codes:
+            return
+        codes = torch.cat(codes)
+        if self.trainer.world_size > 1:  # every process fits the same mixture to all the codes
+            codes = self.all_gather(codes).flatten(0, 1)
+        if len(codes) < self.mixture.n_components:
+            rank_zero_warn(
+                f"ConvVAE: {len(codes)} posterior means this epoch, fewer than the "
+                f"{self.mixture.n_components} components of the fitted prior; not fitted"
+            )
+            return
+        self.fit_prior(codes)
 
     @property
     def n_dims(self) -> int:
@@ -385,6 +446,8 @@ class ConvVAE(LatentVariableModel):
         self._check_x(x)
         y = self.dequantize(x)
         mu_z, logvar_z = self.encode(y)
+        if self.training and self._codes is not None:
+            self._codes.append(mu_z.detach())
         z = reparameterize(mu_z, logvar_z)
         mu_y, logvar_y = self.decode(z)
         log_py = gaussian_log_prob_per_dim(y, mu_y, logvar_y).flatten(1).sum(-1)

@@ -15,7 +15,9 @@ L_{k,d} = log N(z_d; m_{k,d}, s_{k,d}²) and A_{k,d} = log π_k + Σ_{d' < d} L_
     log p(z_d | z_<d) = logsumexp_k (A_{k,d} + L_{k,d}) − logsumexp_k A_{k,d},
 
 (the component posterior given z_<d weights the d-th factors); the terms telescope to
-logsumexp_k (log π_k + Σ_d L_{k,d}) = log p(z). Everything is in nats.
+logsumexp_k (log π_k + Σ_d L_{k,d}) = log p(z). Everything is in nats. :func:`chain_rule` does
+this for any components whose factors L_{k,d} = log p_k(z_d | z_<d) are known (also the
+full-covariance ones of :mod:`vae_models.fitted_prior`).
 
 Sampling: k ~ π, then z = m_k + s_k ⊙ ε, ε ~ N(0, I).
 """
@@ -32,6 +34,13 @@ from vae_models.gaussians import soft_clamp
 
 LOG_SCALE_MIN, LOG_SCALE_MAX = -5.0, 2.0
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+def chain_rule(per_dim: Tensor, log_weights: Tensor) -> Tensor:
+    """The mixture's factors log p(z_d | z_<d), ``[B, D]``, from the components' factors
+    L_{k,d} = log p_k(z_d | z_<d) ``[B, K, D]`` and log π ``[K]`` (module docstring)."""
+    before = log_weights[None, :, None] + torch.cumsum(per_dim, 2) - per_dim  # A_{k,d}
+    return torch.logsumexp(before + per_dim, 1) - torch.logsumexp(before, 1)
 
 
 class GaussianMixturePrior(nn.Module):
@@ -65,10 +74,7 @@ class GaussianMixturePrior(nn.Module):
     def log_prob_elements(self, z: Tensor) -> Tensor:
         """log p(z_d | z_<d) for every element, shaped like ``z`` (they sum to log p(z))."""
         per_dim = self._component_log_probs(z)  # [B, K, D]
-        log_pi = torch.log_softmax(self.logits, 0)[None, :, None]
-        before = log_pi + torch.cumsum(per_dim, 2) - per_dim  # A_{k,d}: log π_k + Σ_{d'<d} L
-        elements = torch.logsumexp(before + per_dim, 1) - torch.logsumexp(before, 1)
-        return elements.view_as(z)
+        return chain_rule(per_dim, torch.log_softmax(self.logits, 0)).view_as(z)
 
     def log_prob(self, z: Tensor) -> Tensor:
         """log p(z) per example, ``[B]`` nats."""

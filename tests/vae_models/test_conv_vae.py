@@ -6,9 +6,11 @@ import math
 import warnings
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+from torch.utils.data import DataLoader
 
 from ar_models.base import ModelConfigError
 from vae_models.conv_vae import ConvVAE
@@ -91,7 +93,7 @@ def test_terms_shapes_and_sums(prior):
         assert all(p.grad.abs().sum() > 0 for p in model.mixture.parameters())
 
 
-@pytest.mark.parametrize("prior", ["normal", "flow", "mixture"])
+@pytest.mark.parametrize("prior", ["normal", "flow", "mixture", "fitted"])
 def test_sample_and_hooks(prior):
     model = tiny(prior).eval()
     samples = model.sample(3, decoder_noise=False)
@@ -127,7 +129,7 @@ def test_bad_input_and_config():
 
 
 @pytest.mark.parametrize("side", [8, 4, 2, 1])
-@pytest.mark.parametrize("prior", ["normal", "flow", "mixture"])
+@pytest.mark.parametrize("prior", ["normal", "flow", "mixture", "fitted"])
 def test_coarser_latents(side, prior):
     """``latent_side`` s gives a C_z × s × s latent: the posterior, the prior's samples and the
     per-channel KL terms have that shape and still add up to the bound."""
@@ -179,3 +181,76 @@ def test_free_bits_and_warmup_objective():
         ConvVAE(beta=-1.0)
     with pytest.raises(ModelConfigError, match="kl_warmup_steps"):
         ConvVAE(kl_warmup_steps=1.5)
+
+
+class FitRecorder(pl.Callback):
+    """Whether the fitted prior is fitted at the end of each validation epoch."""
+
+    def __init__(self) -> None:
+        self.fitted: list[bool] = []
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.fitted.append(bool(pl_module.mixture.fitted))
+
+
+def test_fitted_prior_is_normal_until_fitted_then_the_mixture():
+    """prior="fitted" gives the N(0, I) model's terms (same weights, same random numbers) until
+    ``fit_prior``; then the bound is the one-sample KL against the fitted mixture."""
+    normal = tiny("normal", latent_side=2)
+    fitted = tiny("fitted", prior_components=2, latent_side=2)
+    fitted.load_state_dict(normal.state_dict(), strict=False)
+    x = images(3)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        expected = normal.loss_terms(x)
+        torch.manual_seed(seed)
+        got = fitted.loss_terms(x)
+        assert all(torch.allclose(got[k], expected[k]) for k in expected)
+    torch.manual_seed(0)
+    fitted.fit_prior(torch.randn(40, 2, 2, 2) * 0.5 + 1.0)
+    mixture = fitted.mixture
+    cov = mixture.scale_tril @ mixture.scale_tril.transpose(1, 2)
+    components = torch.distributions.MultivariateNormal(mixture.means, covariance_matrix=cov)
+    log_pz = MixtureSameFamily(Categorical(logits=mixture.log_weights), components)
+    torch.manual_seed(2)
+    terms = fitted.loss_terms(x)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        y = (x.float() + torch.rand(x.shape)) / 256.0
+        mu_z, logvar_z = fitted.encode(y)
+        z = mu_z + torch.exp(0.5 * logvar_z) * torch.randn(mu_z.shape)
+        kl = log_normal(z, mu_z, logvar_z).sum((1, 2, 3)) - log_pz.log_prob(z.flatten(1))
+    assert torch.allclose(terms["kl"], kl, rtol=1e-4, atol=1e-2)
+    assert torch.allclose(terms["kl_ch0"] + terms["kl_ch1"], terms["kl"], atol=1e-2)
+    assert fitted.sample_prior(3).shape == (3, 2, 2, 2)
+    with pytest.raises(ModelConfigError, match="fit_prior needs prior='fitted'"):
+        normal.fit_prior(torch.randn(4, 2, 2, 2))
+
+
+def test_prior_is_fitted_in_the_last_epochs_and_kept_in_checkpoints(tmp_path):
+    """With prior_fit_epochs F the mixture is fitted at the validation start of the last F
+    epochs, from the posterior means of that epoch's training batches, and a checkpoint saved
+    afterwards loads with the same fitted prior."""
+    model = tiny("fitted", prior_components=2, prior_fit_epochs=1, latent_side=1)
+    batches = [images(8) for _ in range(2)]
+    recorder = FitRecorder()
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[recorder],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few batches, no workers
+        trainer.fit(model, DataLoader(batches, batch_size=None), DataLoader(batches[:1], None))
+    assert recorder.fitted == [False, False, True]
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = ConvVAE.load_from_checkpoint(path)
+    assert bool(loaded.mixture.fitted)
+    assert torch.equal(loaded.mixture.means, model.mixture.means)
