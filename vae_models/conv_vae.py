@@ -440,9 +440,10 @@ class ConvVAE(LatentVariableModel):
         check = not self.batches_within(0, N_LEVELS - 1)
         check_categorical(x, N_LEVELS, IMAGE_SHAPE, "ConvVAE", values=check)
 
-    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
-        """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl`` (module docstring);
-        ``kl_ch<j>`` sum to ``kl``."""
+    def recon_and_latent(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One draw of the bound's pieces for 8-bit images ``x``: ``(recon, z, μ_z, log σ²_z)``,
+        recon = −log p(y|z) + D ln 256 per example (nats) at y = (x + u)/256 and the
+        reparameterised z ~ q(z|y) (random numbers u, then the z noise)."""
         self._check_x(x)
         y = self.dequantize(x)
         mu_z, logvar_z = self.encode(y)
@@ -451,8 +452,12 @@ class ConvVAE(LatentVariableModel):
         z = reparameterize(mu_z, logvar_z)
         mu_y, logvar_y = self.decode(z)
         log_py = gaussian_log_prob_per_dim(y, mu_y, logvar_y).flatten(1).sum(-1)
-        recon = -log_py + self.n_dims * math.log(N_LEVELS)
-        return elbo_terms(recon, z, mu_z, logvar_z, self.learned_prior)
+        return -log_py + self.n_dims * math.log(N_LEVELS), z, mu_z, logvar_z
+
+    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl`` (module docstring);
+        ``kl_ch<j>`` sum to ``kl``."""
+        return elbo_terms(*self.recon_and_latent(x), self.learned_prior)
 
     def nll(self, x: Tensor) -> Tensor:
         """The negative ELBO per example in nats, discretisation term included (an upper bound on
