@@ -163,21 +163,18 @@ def encoder(
     and 2, one conv 4×4 stride 2 (w→w) ReLU per halving after the residual stack; for 1 (a global
     latent vector), a linear layer from the flattened 8×8×w features in place of the last conv."""
     halvings = check_latent_side(latent_side)
-    down: list[nn.Module] = []
     if latent_side == 1:
-        down = [
+        head: list[nn.Module] = [
             nn.Flatten(),
             nn.Linear(width * BASE_LATENT_SIDE**2, 2 * latent_channels),
             nn.Unflatten(1, (2 * latent_channels, 1, 1)),
         ]
-        return nn.Sequential(*_encoder_trunk(width, n_res_blocks), *down)
-    for _ in range(halvings):
-        down += [nn.Conv2d(width, width, 4, stride=2, padding=1), nn.ReLU()]
-    return nn.Sequential(
-        *_encoder_trunk(width, n_res_blocks),
-        *down,
-        nn.Conv2d(width, 2 * latent_channels, 3, padding=1),
-    )
+    else:
+        head = []
+        for _ in range(halvings):
+            head += [nn.Conv2d(width, width, 4, stride=2, padding=1), nn.ReLU()]
+        head.append(nn.Conv2d(width, 2 * latent_channels, 3, padding=1))
+    return nn.Sequential(*_encoder_trunk(width, n_res_blocks), *head)
 
 
 def _encoder_trunk(width: int, n_res_blocks: int) -> list[nn.Module]:

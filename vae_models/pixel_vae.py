@@ -152,6 +152,12 @@ def dmol_output_conv(in_channels: int, n_mixtures: int) -> nn.Conv2d:
 AUX_VARIANCES = ("shared", "channel")
 
 
+def check_aux_variance(variance: str) -> None:
+    """A :class:`ModelConfigError` unless ``variance`` is one of :data:`AUX_VARIANCES`."""
+    if variance not in AUX_VARIANCES:
+        raise ModelConfigError(f"aux_variance must be one of {AUX_VARIANCES}, got {variance!r}")
+
+
 class AuxiliaryDecoder(nn.Module):
     """p_aux(y | c) = N(μ(c), diag σ²): a 1×1 conv of the features c to the mean of every pixel
     and channel, and a learned log σ² shared by all pixels and images (no pixel can be given up
@@ -162,8 +168,7 @@ class AuxiliaryDecoder(nn.Module):
 
     def __init__(self, in_channels: int, variance: str = "channel") -> None:
         super().__init__()
-        if variance not in AUX_VARIANCES:
-            raise ModelConfigError(f"aux_variance must be one of {AUX_VARIANCES}, got {variance!r}")
+        check_aux_variance(variance)
         self.mean = nn.Conv2d(in_channels, IMAGE_SHAPE[0], 1)
         n_variances = IMAGE_SHAPE[0] if variance == "channel" else 1
         self.logvar = nn.Parameter(torch.full((1, n_variances, 1, 1), DECODER_INIT[1]))
@@ -436,10 +441,7 @@ class PixelVAE(LatentVariableModel):
                 raise ModelConfigError(f"{name} must be in [0, 1), got {value!r}")
         if not (aux_weight >= 0 and math.isfinite(aux_weight)):
             raise ModelConfigError(f"aux_weight must be a finite number >= 0, got {aux_weight}")
-        if aux_variance not in AUX_VARIANCES:
-            raise ModelConfigError(
-                f"aux_variance must be one of {AUX_VARIANCES}, got {aux_variance!r}"
-            )
+        check_aux_variance(aux_variance)  # also when aux_weight is 0 (no head is built)
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
         super().__init__(
             lr=lr,
