@@ -14,7 +14,8 @@ Model. p(y|z) = N(μ_θ(z), diag σ²_θ(z)), a mean and a log-variance per pixe
 channel c shared by all pixels and images (``"channel"``); a density on ℝ^D: the mass it puts
 outside [0, 1]^D only loosens the bound. q(z|y) = N(μ_φ(y), diag σ²_φ(y))
 with z ``[C_z, 8, 8]``. The prior is ``"normal"``, N(0, I), ``"flow"``, the autoregressive flow
-of :mod:`vae_models.flow_prior`, ``"mixture"``, the learned Gaussian mixture of
+of :mod:`vae_models.flow_prior` (on a 1×1 latent the autoregressive prior over its channels of
+:mod:`vae_models.vector_prior`), ``"mixture"``, the learned Gaussian mixture of
 :mod:`vae_models.mixture_prior`, or ``"fitted"``, N(0, I) until a Gaussian mixture is fitted to
 the posterior means by EM in the last epochs (:mod:`vae_models.fitted_prior`). Per example, in
 nats,
@@ -52,6 +53,7 @@ Hooks for callbacks (beyond the DensityModel contract): :meth:`posterior_mean`,
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
@@ -68,8 +70,14 @@ from vae_models.gaussians import (
     soft_clamp,
 )
 from vae_models.mixture_prior import GaussianMixturePrior
+from vae_models.vector_prior import VectorARPrior
 
 PRIORS = ("normal", "flow")
+#: How ConvVAE trains a learned prior (see ``prior_training``).
+PRIOR_TRAININGS = ("elbo", "posterior")
+#: Draws z ~ q(z|x) per step of :meth:`ConvVAE.refit_prior`, and its Adam learning rate.
+PRIOR_FIT_BATCH = 256
+PRIOR_FIT_LR = 1e-3
 #: ConvVAE's priors: those it shares with the PixelVAE, the learned Gaussian mixture and the one
 #: fitted by EM.
 CONV_VAE_PRIORS = (*PRIORS, "mixture", "fitted")
@@ -85,19 +93,37 @@ LATENT_SIDES = (8, 4, 2, 1)
 DECODER_INIT = (0.5, -4.0)
 
 
+FlowPrior = AutoregressiveFlowPrior | VectorARPrior
+
+
 def flow_prior_or_none(
-    prior: str, latent_shape: tuple[int, int, int], flow_filters: int, flow_blocks: int
-) -> AutoregressiveFlowPrior | None:
-    """The autoregressive-flow prior over ``latent_shape`` for ``prior == "flow"``; None for
-    p(z) = N(0, I)."""
+    prior: str,
+    latent_shape: tuple[int, int, int],
+    flow_filters: int,
+    flow_blocks: int,
+    flow_components: int = 1,
+) -> FlowPrior | None:
+    """The autoregressive prior over ``latent_shape`` for ``prior == "flow"``; None for
+    p(z) = N(0, I). A spatial latent gets the flow over positions (a PixelCNN of ``flow_filters``
+    filters and ``flow_blocks`` residual blocks); a 1×1 latent, which has one position, the
+    autoregressive prior over its channels (a MADE of ``flow_blocks`` hidden layers of
+    ``flow_filters`` units; the affine flow for ``flow_components`` = 1, conditionals that are
+    mixtures of that many Gaussians otherwise, :mod:`vae_models.vector_prior`)."""
     if prior != "flow":
         return None
-    return AutoregressiveFlowPrior(latent_shape[0], *latent_shape[1:], flow_filters, flow_blocks)
+    channels, height, width = latent_shape
+    if height * width == 1:
+        return VectorARPrior(channels, flow_filters, flow_blocks, flow_components)
+    if flow_components != 1:
+        raise ModelConfigError(
+            f"flow_components > 1 needs a 1×1 latent (latent_side 1), not {height}×{width}"
+        )
+    return AutoregressiveFlowPrior(channels, height, width, flow_filters, flow_blocks)
 
 
 def prior_log_prob_elements(
     z: Tensor,
-    learned_prior: AutoregressiveFlowPrior | GaussianMixturePrior | FittedMixturePrior | None,
+    learned_prior: FlowPrior | GaussianMixturePrior | FittedMixturePrior | None,
 ) -> Tensor:
     """log p(z) per latent element (they sum to log p(z)), nats: N(0, 1) per element, or the
     learned prior's conditionals (the flow's, or the mixture's chain-rule factors)."""
@@ -111,7 +137,7 @@ def elbo_terms(
     z: Tensor,
     mu_z: Tensor,
     logvar_z: Tensor,
-    learned_prior: AutoregressiveFlowPrior | GaussianMixturePrior | FittedMixturePrior | None,
+    learned_prior: FlowPrior | GaussianMixturePrior | FittedMixturePrior | None,
 ) -> dict[str, Tensor]:
     """Per-example nats of the bound: ``nll`` = −ELBO = ``recon`` + ``kl``, and ``kl_ch<j>``
     (summing to ``kl``). KL(q(z|x) ‖ N(0, I)) is analytic; against a learned prior (the flow or the
@@ -237,14 +263,28 @@ class ConvVAE(LatentVariableModel):
         latent_channels: C_z, channels of the latent (8×8 by default).
         width: channels of the widest layers (128 in the handout; divisible by 4).
         n_res_blocks: gated residual blocks per stack (5).
-        flow_filters: residual-stream width of the flow prior's PixelCNN.
-        flow_blocks: type-B residual blocks of the flow prior's PixelCNN (3).
+        flow_filters: residual-stream width of the flow prior's PixelCNN (for a 1×1 latent:
+            width of its MADE's hidden layers).
+        flow_blocks: type-B residual blocks of the flow prior's PixelCNN (3; for a 1×1 latent:
+            hidden layers of its MADE).
+        flow_components: 1×1 latent only: Gaussians per conditional of the autoregressive prior
+            over the channels (1: the affine flow; :mod:`vae_models.vector_prior`).
+        prior_training: how a learned prior (``"flow"``, ``"mixture"``) is trained: ``"elbo"``
+            (with the rest of the model, by the training objective, so the encoder's KL is
+            against it) or ``"posterior"`` (training only: the encoder and decoder are trained
+            as with p(z) = N(0, I), analytic KL under the free bits, warm-up and β, and the prior
+            by maximum likelihood on the detached posterior draws z ~ q(z|x), −log p(sg(z)) added
+            to the objective; the logged bound and sampling use the learned prior).
         prior_components: K, components of the mixture priors.
-        prior_fit_epochs: F, ``prior="fitted"`` only: the mixture is refitted at the start of
-            the validation of each of the trainer's last F epochs, to the posterior means of that
-            epoch's training batches, gathered from every process (every epoch when the trainer
-            has no ``max_epochs``; skipped with a warning when there are fewer than K);
+        prior_fit_epochs: F, for ``prior="fitted"`` and for ``prior_fit_steps`` > 0: the prior
+            is refitted at the start of the validation of each of the trainer's last F epochs,
+            to the posteriors of that epoch's training batches, gathered from every process
+            (every epoch when the trainer has no ``max_epochs``). ``"fitted"``: by EM to the
+            posterior means (skipped with a warning when there are fewer than K);
             :meth:`fit_prior` fits it by hand.
+        prior_fit_steps: S >= 0, ``prior_training="posterior"`` only: the refit of the learned
+            prior in the last F epochs is S Adam steps on −log p(z) at draws z ~ q(z|x) of those
+            posteriors (:meth:`refit_prior`; 0: no refit).
         decoder_variance: ``"pixel"`` (the decoder outputs log σ² of every pixel and channel) or
             ``"channel"`` (one learned log σ² per colour channel, shared by all pixels and images).
         latent_side: s, the latent is C_z × s × s: 8 (the handout's), or 4, 2 (coarser, with
@@ -270,6 +310,9 @@ class ConvVAE(LatentVariableModel):
         n_res_blocks: int = 5,
         flow_filters: int = 64,
         flow_blocks: int = 3,
+        flow_components: int = 1,
+        prior_training: str = "elbo",
+        prior_fit_steps: int = 0,
         prior_components: int = 50,
         prior_fit_epochs: int = 3,
         decoder_variance: str = "pixel",
@@ -283,7 +326,25 @@ class ConvVAE(LatentVariableModel):
         check_latent_side(latent_side)
         if prior not in CONV_VAE_PRIORS:
             raise ModelConfigError(f"prior must be one of {CONV_VAE_PRIORS}, got {prior!r}")
-        check_positive_ints(prior_components=prior_components, prior_fit_epochs=prior_fit_epochs)
+        check_positive_ints(
+            prior_components=prior_components,
+            prior_fit_epochs=prior_fit_epochs,
+            flow_components=flow_components,
+        )
+        if prior_training not in PRIOR_TRAININGS:
+            raise ModelConfigError(
+                f"prior_training must be one of {PRIOR_TRAININGS}, got {prior_training!r}"
+            )
+        if not isinstance(prior_fit_steps, int) or prior_fit_steps < 0:
+            raise ModelConfigError(
+                f"prior_fit_steps must be an integer >= 0, got {prior_fit_steps!r}"
+            )
+        if prior_fit_steps and prior_training != "posterior":
+            raise ModelConfigError("prior_fit_steps > 0 needs prior_training 'posterior'")
+        if prior_training == "posterior" and prior not in ("flow", "mixture"):
+            raise ModelConfigError(
+                f"prior_training 'posterior' trains a learned prior (flow, mixture), not {prior!r}"
+            )
         if decoder_variance not in DECODER_VARIANCES:
             raise ModelConfigError(
                 f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
@@ -320,19 +381,24 @@ class ConvVAE(LatentVariableModel):
                 out_bias[IMAGE_SHAPE[0] :].fill_(DECODER_INIT[1])
             else:
                 self.decoder_logvar.fill_(DECODER_INIT[1])
-        self.flow = flow_prior_or_none(prior, self.latent_shape, flow_filters, flow_blocks)
+        self.flow = flow_prior_or_none(
+            prior, self.latent_shape, flow_filters, flow_blocks, flow_components
+        )
+        self.prior_training = prior_training
+        self.prior_fit_steps = prior_fit_steps
+        self._posterior_draws: tuple[Tensor, Tensor, Tensor] | None = None  # z, μ, log σ²
         self.mixture: GaussianMixturePrior | FittedMixturePrior | None = None
         if prior == "mixture":
             self.mixture = GaussianMixturePrior(self.latent_shape, prior_components)
         elif prior == "fitted":
             self.mixture = FittedMixturePrior(self.latent_shape, prior_components)
         self.prior_fit_epochs = prior_fit_epochs
-        self._codes: list[Tensor] | None = None  # posterior means collected for the next fit
+        self._codes: list[Tensor] | None = None  # posteriors [B, 2, ...] (μ, log σ²) for a fit
 
     @property
     def learned_prior(
         self,
-    ) -> AutoregressiveFlowPrior | GaussianMixturePrior | FittedMixturePrior | None:
+    ) -> FlowPrior | GaussianMixturePrior | FittedMixturePrior | None:
         """The flow or a mixture, None for N(0, I) (and for the fitted mixture until its first
         fit: N(0, I) then, with the analytic KL)."""
         if isinstance(self.mixture, FittedMixturePrior) and not bool(self.mixture.fitted):
@@ -341,10 +407,11 @@ class ConvVAE(LatentVariableModel):
 
     # ------------------------------------------------------------------ the fitted prior
     def fits_prior_this_epoch(self) -> bool:
-        """Whether this training epoch's posterior means are fitted at its validation start
-        (``prior="fitted"``: the last ``prior_fit_epochs`` epochs, or every epoch when the
-        trainer has no epoch limit)."""
-        if not isinstance(self.mixture, FittedMixturePrior):
+        """Whether this training epoch's posteriors are fitted at its validation start
+        (``prior="fitted"``, or a learned prior with ``prior_fit_steps`` > 0: the last
+        ``prior_fit_epochs`` epochs, or every epoch when the trainer has no epoch limit)."""
+        fitted = isinstance(self.mixture, FittedMixturePrior)
+        if not fitted and not (self.prior_fit_steps > 0 and self.learned_prior is not None):
             return False
         max_epochs = self.trainer.max_epochs
         if max_epochs is None or max_epochs < 0:
@@ -362,14 +429,51 @@ class ConvVAE(LatentVariableModel):
         super().on_train_epoch_start()
         self._codes = [] if self.fits_prior_this_epoch() else None
 
+    def refit_prior(self, posteriors: Tensor, steps: int, seed: int = 0) -> list[float]:
+        """Fit the learned prior (flow or mixture) to q by ``steps`` Adam steps (learning rate
+        :data:`PRIOR_FIT_LR`) on −log p(z), each on :data:`PRIOR_FIT_BATCH` draws z ~ q(z|x) of
+        posteriors ``posteriors`` [N, 2, C_z, s, s] (μ, log σ²) picked at random (the generator
+        seeded by ``seed``, so every process makes the same steps); returns each step's mean
+        −log p(z), nats."""
+        prior = self.learned_prior
+        if prior is None or isinstance(prior, FittedMixturePrior):
+            raise ModelConfigError("refit_prior needs prior 'flow' or 'mixture'")
+        generator = torch.Generator(device=posteriors.device).manual_seed(seed)
+        optimiser = torch.optim.Adam(prior.parameters(), lr=PRIOR_FIT_LR)
+        losses = []
+        with torch.inference_mode(False), torch.enable_grad():
+            posteriors = posteriors.clone()  # a normal tensor, also when taken in inference mode
+            for _ in range(steps):
+                pick = torch.randint(
+                    len(posteriors),
+                    (PRIOR_FIT_BATCH,),
+                    generator=generator,
+                    device=posteriors.device,
+                )
+                mu, logvar = posteriors[pick].unbind(1)
+                noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+                loss = -prior.log_prob_elements(mu + torch.exp(0.5 * logvar) * noise).mean(0).sum()
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                losses.append(float(loss.detach()))
+        prior.zero_grad(set_to_none=True)
+        return losses
+
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()
         codes, self._codes = self._codes, None
         if not codes:
             return
         codes = torch.cat(codes)
-        if self.trainer.world_size > 1:  # every process fits the same mixture to all the codes
+        if self.trainer.world_size > 1:  # every process fits the same prior to all the codes
             codes = self.all_gather(codes).flatten(0, 1)
+        if not isinstance(self.mixture, FittedMixturePrior):
+            steps = 1 if self.trainer.fast_dev_run else self.prior_fit_steps  # a debugging run
+            losses = self.refit_prior(codes, steps, seed=self.current_epoch)
+            self.log("train/prior_fit_nll", losses[-1], on_step=False, on_epoch=True)
+            return
+        codes = codes[:, 0]  # the posterior means
         if len(codes) < self.mixture.n_components:
             rank_zero_warn(
                 f"ConvVAE: {len(codes)} posterior means this epoch, fewer than the "
@@ -445,8 +549,10 @@ class ConvVAE(LatentVariableModel):
         y = self.dequantize(x)
         mu_z, logvar_z = self.encode(y)
         if self.training and self._codes is not None:
-            self._codes.append(mu_z.detach())
+            self._codes.append(torch.stack([mu_z, logvar_z], 1).detach())
         z = reparameterize(mu_z, logvar_z)
+        if self.training and self.prior_training == "posterior":
+            self._posterior_draws = (z, mu_z, logvar_z)
         mu_y, logvar_y = self.decode(z)
         log_py = gaussian_log_prob_per_dim(y, mu_y, logvar_y).flatten(1).sum(-1)
         return -log_py + self.n_dims * math.log(N_LEVELS), z, mu_z, logvar_z
@@ -455,6 +561,26 @@ class ConvVAE(LatentVariableModel):
         """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl`` (module docstring);
         ``kl_ch<j>`` sum to ``kl``."""
         return elbo_terms(*self.recon_and_latent(x), self.learned_prior)
+
+    def training_objective_change(self, batch: Any, terms: dict[str, Tensor]) -> Tensor:
+        """The base's KL change; with ``prior_training="posterior"`` instead: the objective of
+        the N(0, I) prior's model (analytic KL per channel, free bits, warm-up, β) in place of
+        the bound's KL, plus −log p(sg(z)) of the learned prior at this batch's posterior draws
+        (nats per example, a scalar)."""
+        draws, self._posterior_draws = self._posterior_draws, None
+        if self.prior_training != "posterior" or draws is None:
+            return super().training_objective_change(batch, terms)
+        z, mu_z, logvar_z = draws
+        kl_channels = kl_std_normal_per_dim(mu_z, logvar_z).flatten(2).sum(-1)  # [B, C_z]
+        normal = {"kl": kl_channels.sum(-1)}
+        normal.update({f"kl_ch{j}": kl_channels[:, j] for j in range(kl_channels.shape[1])})
+        prior_nll = -self.learned_prior.log_prob_elements(z.detach()).flatten(1).sum(-1)
+        return (
+            self.kl_objective_change(normal)
+            + normal["kl"].mean()
+            - terms["kl"].mean()
+            + prior_nll.mean()
+        )
 
     def nll(self, x: Tensor) -> Tensor:
         """The negative ELBO per example in nats, discretisation term included (an upper bound on

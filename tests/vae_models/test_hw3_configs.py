@@ -11,12 +11,7 @@ from pathlib import Path
 import pytest
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hw3"
-#: svhn_vae_quick differs from svhn_vae_af_quick only in the prior: its run is left to -m slow.
-QUICK = [
-    pytest.param("svhn_vae_quick", marks=pytest.mark.slow),
-    "svhn_vae_af_quick",
-    "pixelvae_quick",
-]
+QUICK = ["svhn_vae_quick", "svhn_vae_af_quick", "pixelvae_quick"]
 
 
 def fit(name: str, root: Path, *extra: str) -> None:
