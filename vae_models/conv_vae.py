@@ -571,9 +571,7 @@ class ConvVAE(LatentVariableModel):
         if self.prior_training != "posterior" or draws is None:
             return super().training_objective_change(batch, terms)
         z, mu_z, logvar_z = draws
-        kl_channels = kl_std_normal_per_dim(mu_z, logvar_z).flatten(2).sum(-1)  # [B, C_z]
-        normal = {"kl": kl_channels.sum(-1)}
-        normal.update({f"kl_ch{j}": kl_channels[:, j] for j in range(kl_channels.shape[1])})
+        normal = elbo_terms(terms["recon"], z, mu_z, logvar_z, None)  # the analytic KLs
         prior_nll = -self.learned_prior.log_prob_elements(z.detach()).flatten(1).sum(-1)
         return (
             self.kl_objective_change(normal)
