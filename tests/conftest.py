@@ -1,4 +1,5 @@
-"""Shared test fixtures. W&B is disabled for in-process runs unless a test asks otherwise."""
+"""Shared test fixtures and helpers. W&B is disabled for in-process runs unless a test asks
+otherwise."""
 
 from __future__ import annotations
 
@@ -12,6 +13,22 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def quiet_trainer(root: Path, **kwargs):
+    """A ``pl.Trainer`` for short in-process fits into ``root``: no logger, checkpoints, progress
+    bar, model summary or sanity validation (``kwargs`` add to or override these)."""
+    import pytorch_lightning as pl
+
+    settings = dict(
+        default_root_dir=root,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    return pl.Trainer(**{**settings, **kwargs})
 
 
 def _run_cli(

@@ -13,6 +13,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 from torch.utils.data import DataLoader
 
 from ar_models.base import ModelConfigError
+from tests.conftest import quiet_trainer
 from vae_models.conv_vae import ConvVAE
 from vae_models.gaussians import soft_clamp
 
@@ -235,16 +236,7 @@ def test_prior_is_fitted_in_the_last_epochs_and_kept_in_checkpoints(tmp_path):
     model = tiny("fitted", prior_components=2, prior_fit_epochs=1, latent_side=1)
     batches = [images(8) for _ in range(2)]
     recorder = FitRecorder()
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[recorder],
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=3, callbacks=[recorder])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few batches, no workers
         trainer.fit(model, DataLoader(batches, batch_size=None), DataLoader(batches[:1], None))

@@ -8,13 +8,13 @@ import math
 import warnings
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 from torch.utils.data import DataLoader
 
 from ar_models.base import ModelConfigError
+from tests.conftest import quiet_trainer
 from vae_models.conv_vae import ConvVAE, flow_prior_or_none
 from vae_models.flow_prior import AutoregressiveFlowPrior
 from vae_models.pixel_vae import PixelVAE
@@ -285,15 +285,7 @@ def test_prior_is_refitted_in_the_last_epoch_only(tmp_path):
         return original(posteriors, steps, seed)
 
     model.refit_prior = recording
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few batches, no workers
         trainer.fit(model, DataLoader([x, x], batch_size=None), DataLoader([x], batch_size=None))
