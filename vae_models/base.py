@@ -85,11 +85,15 @@ class LatentVariableModel(DensityModel):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training objective
+    def warmup_factor(self) -> float:
+        """min(1, step / kl_warmup_steps), 1 without a warm-up: the ramp of the KL's weight."""
+        if self.kl_warmup_steps <= 0:
+            return 1.0
+        return min(1.0, self.global_step / self.kl_warmup_steps)
+
     def kl_weight(self) -> float:
         """The KL's weight in the training objective: β · min(1, step / kl_warmup_steps)."""
-        if self.kl_warmup_steps <= 0:
-            return self.beta
-        return self.beta * min(1.0, self.global_step / self.kl_warmup_steps)
+        return self.beta * self.warmup_factor()
 
     def kl_objective_change(self, terms: dict[str, Tensor]) -> Tensor:
         """w_t · Σ_j max(λ, mean kl_ch<j>) − mean kl (nats per example, a scalar): what turns the

@@ -70,6 +70,7 @@ from vae_models.gaussians import (
     soft_clamp,
 )
 from vae_models.mixture_prior import GaussianMixturePrior
+from vae_models.mmd import mmd_squared
 from vae_models.vector_prior import VectorARPrior
 
 PRIORS = ("normal", "flow")
@@ -295,6 +296,10 @@ class ConvVAE(LatentVariableModel):
         kl_warmup_steps: training steps of the linear KL warm-up (0: off).
         beta: β >= 0, the KL's weight in training once warmed up (1: the ELBO;
             :mod:`vae_models.base`).
+        mmd_weight: γ >= 0, ``prior="normal"`` only, training objective only:
+            γ · MMD²(q(z), N(0, I)) nats per example is added (InfoVAE, :mod:`vae_models.mmd`),
+            estimated from the batch's posterior draws against as many N(0, I) draws and warmed
+            up with the KL (γ · min(1, t / T_w)); 0: off.
         lr: Adam learning rate.
         lr_final_factor: the learning rate decays along a cosine from ``lr`` to
             ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
@@ -320,10 +325,17 @@ class ConvVAE(LatentVariableModel):
         free_bits: float = 0.0,
         kl_warmup_steps: int = 0,
         beta: float = 1.0,
+        mmd_weight: float = 0.0,
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
     ) -> None:
         check_latent_side(latent_side)
+        if not (mmd_weight >= 0 and math.isfinite(mmd_weight)):
+            raise ModelConfigError(f"mmd_weight must be a finite number >= 0, got {mmd_weight}")
+        if mmd_weight > 0 and prior != "normal":
+            raise ModelConfigError(
+                f"mmd_weight > 0 matches q(z) to N(0, I): needs prior 'normal', not {prior!r}"
+            )
         if prior not in CONV_VAE_PRIORS:
             raise ModelConfigError(f"prior must be one of {CONV_VAE_PRIORS}, got {prior!r}")
         check_positive_ints(
@@ -386,6 +398,7 @@ class ConvVAE(LatentVariableModel):
         )
         self.prior_training = prior_training
         self.prior_fit_steps = prior_fit_steps
+        self.mmd_weight = float(mmd_weight)
         self._posterior_draws: tuple[Tensor, Tensor, Tensor] | None = None  # z, μ, log σ²
         self.mixture: GaussianMixturePrior | FittedMixturePrior | None = None
         if prior == "mixture":
@@ -551,7 +564,7 @@ class ConvVAE(LatentVariableModel):
         if self.training and self._codes is not None:
             self._codes.append(torch.stack([mu_z, logvar_z], 1).detach())
         z = reparameterize(mu_z, logvar_z)
-        if self.training and self.prior_training == "posterior":
+        if self.training and (self.prior_training == "posterior" or self.mmd_weight > 0):
             self._posterior_draws = (z, mu_z, logvar_z)
         mu_y, logvar_y = self.decode(z)
         log_py = gaussian_log_prob_per_dim(y, mu_y, logvar_y).flatten(1).sum(-1)
@@ -563,11 +576,17 @@ class ConvVAE(LatentVariableModel):
         return elbo_terms(*self.recon_and_latent(x), self.learned_prior)
 
     def training_objective_change(self, batch: Any, terms: dict[str, Tensor]) -> Tensor:
-        """The base's KL change; with ``prior_training="posterior"`` instead: the objective of
-        the N(0, I) prior's model (analytic KL per channel, free bits, warm-up, β) in place of
-        the bound's KL, plus −log p(sg(z)) of the learned prior at this batch's posterior draws
-        (nats per example, a scalar)."""
+        """The base's KL change (plus γ_t · MMD² with ``mmd_weight``); with
+        ``prior_training="posterior"`` instead: the objective of the N(0, I) prior's model
+        (analytic KL per channel, free bits, warm-up, β) in place of the bound's KL, plus
+        −log p(sg(z)) of the learned prior at this batch's posterior draws (nats per example,
+        a scalar)."""
         draws, self._posterior_draws = self._posterior_draws, None
+        if self.mmd_weight > 0 and draws is not None:  # InfoVAE: γ_t · MMD²(q(z), N(0, I))
+            z = draws[0].flatten(1)
+            mmd = mmd_squared(z, torch.randn_like(z))
+            gamma = self.mmd_weight * self.warmup_factor()
+            return super().training_objective_change(batch, terms) + gamma * mmd
         if self.prior_training != "posterior" or draws is None:
             return super().training_objective_change(batch, terms)
         z, mu_z, logvar_z = draws
