@@ -8,12 +8,11 @@ zero iff P = Q for a characteristic kernel. :func:`mmd_squared` is its unbiased 
 samples ``x`` [n, d] and ``y`` [m, d] (the diagonal terms k(x_i, x_i) left out), so it can be
 slightly negative. The kernel is the inverse multiquadratic of Tolstikhin et al. (2018, WAE),
 k(x, y) = C / (C + ‖x − y‖²), summed over the scales C = s · 2 d σ² for
-s in :data:`IMQ_SCALES` (σ² = 1: the reference N(0, I)); each term lies in (0, 1], so the
-estimate lies in about [−2·len(scales)/n, 2·len(scales)].
+s in :data:`IMQ_SCALES` (σ² = 1: the reference N(0, I)); each term lies in (0, 1].
 
 InfoVAE (Zhao et al. 2019) adds γ · MMD²(q(z), p(z)) to the training objective, q(z) the
-aggregate posterior (here: one draw z ~ q(z|x) per example of a batch), so that q(z) fills the
-prior and decoded prior draws look like decoded posterior draws.
+aggregate posterior (here: one draw z ~ q(z|x) per example of a batch), which pulls q(z) towards
+the prior that samples are drawn from.
 """
 
 from __future__ import annotations
