@@ -278,9 +278,10 @@ class ConvVAE(LatentVariableModel):
             to the objective; the logged bound and sampling use the learned prior).
         prior_components: K, components of the mixture priors.
         prior_fit_epochs: F, for ``prior="fitted"`` and for ``prior_fit_steps`` > 0: the prior
-            is refitted at the start of the validation of each of the trainer's last F epochs,
-            to the posteriors of that epoch's training batches, gathered from every process
-            (every epoch when the trainer has no ``max_epochs``). ``"fitted"``: by EM to the
+            is refitted at the start of the validation of each of the fit's last F epochs
+            (:meth:`epochs_in_fit`: ``max_epochs``, or the complete epochs before ``max_steps``
+            ends it; every epoch when neither bounds it), to the posteriors of that epoch's
+            training batches, gathered from every process. ``"fitted"``: by EM to the
             posterior means (skipped with a warning when there are fewer than K);
             :meth:`fit_prior` fits it by hand.
         prior_fit_steps: S >= 0, ``prior_training="posterior"`` only: the refit of the learned
@@ -422,14 +423,25 @@ class ConvVAE(LatentVariableModel):
     def fits_prior_this_epoch(self) -> bool:
         """Whether this training epoch's posteriors are fitted at its validation start
         (``prior="fitted"``, or a learned prior with ``prior_fit_steps`` > 0: the last
-        ``prior_fit_epochs`` epochs, or every epoch when the trainer has no epoch limit)."""
+        ``prior_fit_epochs`` epochs of the fit, or every epoch when it has no end)."""
         fitted = isinstance(self.mixture, FittedMixturePrior)
         if not fitted and not (self.prior_fit_steps > 0 and self.learned_prior is not None):
             return False
-        max_epochs = self.trainer.max_epochs
-        if max_epochs is None or max_epochs < 0:
-            return True
-        return self.current_epoch >= max_epochs - self.prior_fit_epochs
+        n_epochs = self.epochs_in_fit()
+        return n_epochs is None or self.current_epoch >= n_epochs - self.prior_fit_epochs
+
+    def epochs_in_fit(self) -> int | None:
+        """The training epochs the fit completes, each ending in a validation: ``max_epochs``,
+        or fewer when ``max_steps`` ends the fit first (its total optimiser steps over the steps
+        per epoch, rounded down: an epoch cut short is not validated); None when neither bounds
+        it (or an epoch's length is unknown)."""
+        trainer = self.trainer
+        per_epoch = trainer.num_training_batches / max(trainer.accumulate_grad_batches, 1)
+        if not math.isfinite(per_epoch) or per_epoch <= 0:
+            max_epochs = trainer.max_epochs
+            return None if max_epochs is None or max_epochs < 0 else max_epochs
+        total = trainer.estimated_stepping_batches
+        return int(total // math.ceil(per_epoch)) if math.isfinite(total) else None
 
     def fit_prior(self, codes: Tensor) -> list[float]:
         """Fit the ``prior="fitted"`` mixture to posterior means ``codes`` [N, C_z, s, s]

@@ -264,9 +264,15 @@ def test_refit_prior_fits_the_posteriors():
         tiny_global("normal").refit_prior(posteriors, steps=1)
 
 
-def test_prior_is_refitted_in_the_last_epoch_only(tmp_path):
+@pytest.mark.parametrize(
+    "limits, last_epoch",
+    [(dict(max_epochs=3), 2), (dict(max_epochs=5, max_steps=4), 1), (dict(max_steps=3), 0)],
+)
+def test_prior_is_refitted_in_the_last_epoch_only(tmp_path, limits, last_epoch):
     """With ``prior_fit_steps`` S and ``prior_fit_epochs`` 1 the prior is refitted once, at the
-    validation start of the last epoch, to the posteriors of that epoch's training batches."""
+    validation start of the last epoch, to the posteriors of that epoch's training batches; when
+    ``max_steps`` ends the fit first, the last complete epoch (2 batches per epoch: 4 steps end
+    with epoch 1; 3 steps stop in epoch 1, before its validation, so epoch 0)."""
     model = tiny_global(
         "flow",
         prior_training="posterior",
@@ -285,8 +291,8 @@ def test_prior_is_refitted_in_the_last_epoch_only(tmp_path):
         return original(posteriors, steps, seed)
 
     model.refit_prior = recording
-    trainer = quiet_trainer(tmp_path, max_epochs=3)
+    trainer = quiet_trainer(tmp_path, **limits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few batches, no workers
         trainer.fit(model, DataLoader([x, x], batch_size=None), DataLoader([x], batch_size=None))
-    assert refits == [2]
+    assert refits == [last_epoch]
