@@ -54,6 +54,22 @@ def check_positive_ints(**values: object) -> None:
             raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
+def check_nonnegative_ints(**values: object) -> None:
+    """Raise :class:`ModelConfigError` naming the first argument that is not an int >= 0 (a bool
+    is not an int here)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ModelConfigError(f"{name} must be an integer >= 0, got {value!r}")
+
+
+def check_nonnegative_numbers(**values: float) -> None:
+    """Raise :class:`ModelConfigError` naming the first argument that is not a finite number
+    >= 0 (NaN and ±inf are not)."""
+    for name, value in values.items():
+        if not (value >= 0 and math.isfinite(value)):
+            raise ModelConfigError(f"{name} must be a finite number >= 0, got {value}")
+
+
 def check_categorical(
     x: Tensor, n_categories: int, event_shape: tuple[int, ...], who: str, values: bool = True
 ) -> None:

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError, check_positive_ints
+from ar_models.base import ModelConfigError, check_nonnegative_ints, check_positive_ints
 from ar_models.made import MADENet
 from ar_models.pixelcnn import PixelCNNBase
 
@@ -179,8 +179,7 @@ class GatedNet(nn.Module):
             n_filters=n_filters,
             skip_channels=skip_channels,
         )
-        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
-            raise ModelConfigError(f"n_layers must be an integer >= 0, got {n_layers!r}")
+        check_nonnegative_ints(n_layers=n_layers)
         check_kernel("kernel_size", kernel_size)
         check_kernel("first_kernel", first_kernel)
         self.receptive_radius = first_kernel // 2 + n_layers * (kernel_size // 2)
@@ -329,8 +328,7 @@ class GatedPixelCNN(PixelCNNBase):
             raise ModelConfigError(
                 f"channel_model must be one of {CHANNEL_MODELS}, got {channel_model!r}"
             )
-        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 0:
-            raise ModelConfigError(f"n_classes must be an integer >= 0, got {n_classes!r}")
+        check_nonnegative_ints(n_classes=n_classes)
         self.n_classes = n_classes
         channels = self.image_shape[0]
         if channel_model == "factorised":

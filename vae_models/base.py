@@ -34,7 +34,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError, unpack_batch
+from ar_models.base import (
+    DensityModel,
+    ModelConfigError,
+    check_nonnegative_ints,
+    check_nonnegative_numbers,
+    unpack_batch,
+)
 from vae_models.latent_use import LatentUse
 
 DIAGNOSTIC_STAGES = ("val", "test")
@@ -61,15 +67,11 @@ class LatentVariableModel(DensityModel):
         kl_warmup_steps: int = 0,
         beta: float = 1.0,
     ) -> None:
-        if not (beta >= 0 and math.isfinite(beta)):
-            raise ModelConfigError(f"beta must be a finite number >= 0, got {beta}")
+        check_nonnegative_numbers(beta=beta)
         if not 0.0 < lr_final_factor <= 1.0:
             raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
-        if not (free_bits >= 0 and math.isfinite(free_bits)):
-            raise ModelConfigError(f"free_bits must be a finite number >= 0, got {free_bits}")
-        warmup = kl_warmup_steps
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ModelConfigError(f"kl_warmup_steps must be an integer >= 0, got {warmup!r}")
+        check_nonnegative_numbers(free_bits=free_bits)
+        check_nonnegative_ints(kl_warmup_steps=kl_warmup_steps)
         super().__init__(lr=lr, weight_decay=weight_decay)
         self.lr_final_factor = lr_final_factor
         self.free_bits = float(free_bits)

@@ -59,7 +59,13 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError, check_categorical, check_positive_ints
+from ar_models.base import (
+    ModelConfigError,
+    check_categorical,
+    check_nonnegative_ints,
+    check_nonnegative_numbers,
+    check_positive_ints,
+)
 from vae_models.base import LatentVariableModel
 from vae_models.fitted_prior import FittedMixturePrior
 from vae_models.flow_prior import AutoregressiveFlowPrior
@@ -331,8 +337,7 @@ class ConvVAE(LatentVariableModel):
         lr_final_factor: float = 1.0,
     ) -> None:
         check_latent_side(latent_side)
-        if not (mmd_weight >= 0 and math.isfinite(mmd_weight)):
-            raise ModelConfigError(f"mmd_weight must be a finite number >= 0, got {mmd_weight}")
+        check_nonnegative_numbers(mmd_weight=mmd_weight)
         if mmd_weight > 0 and prior != "normal":
             raise ModelConfigError(
                 f"mmd_weight > 0 matches q(z) to N(0, I): needs prior 'normal', not {prior!r}"
@@ -348,10 +353,7 @@ class ConvVAE(LatentVariableModel):
             raise ModelConfigError(
                 f"prior_training must be one of {PRIOR_TRAININGS}, got {prior_training!r}"
             )
-        if not isinstance(prior_fit_steps, int) or prior_fit_steps < 0:
-            raise ModelConfigError(
-                f"prior_fit_steps must be an integer >= 0, got {prior_fit_steps!r}"
-            )
+        check_nonnegative_ints(prior_fit_steps=prior_fit_steps)
         if prior_fit_steps and prior_training != "posterior":
             raise ModelConfigError("prior_fit_steps > 0 needs prior_training 'posterior'")
         if prior_training == "posterior" and prior not in ("flow", "mixture"):

@@ -90,7 +90,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError, check_categorical, check_positive_ints, unpack_batch
+from ar_models.base import (
+    ModelConfigError,
+    check_categorical,
+    check_nonnegative_ints,
+    check_nonnegative_numbers,
+    check_positive_ints,
+    unpack_batch,
+)
 from ar_models.incremental import MaskedConvCache
 from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
@@ -422,13 +429,9 @@ class PixelVAE(LatentVariableModel):
         )
         if width % 4:
             raise ModelConfigError(f"width must be divisible by 4, got {width}")
-        for name, value in [
-            ("n_res_blocks", n_res_blocks),
-            ("pixel_layers", pixel_layers),
-            ("flow_blocks", flow_blocks),
-        ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ModelConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        check_nonnegative_ints(
+            n_res_blocks=n_res_blocks, pixel_layers=pixel_layers, flow_blocks=flow_blocks
+        )
         if not (isinstance(first_kernel, int) and first_kernel >= 3 and first_kernel % 2):
             raise ModelConfigError(f"first_kernel must be an odd integer >= 3, got {first_kernel}")
         if not (isinstance(kernel, int) and kernel >= 1 and kernel % 2):
@@ -439,8 +442,7 @@ class PixelVAE(LatentVariableModel):
         for name, value in probabilities.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ModelConfigError(f"{name} must be in [0, 1), got {value!r}")
-        if not (aux_weight >= 0 and math.isfinite(aux_weight)):
-            raise ModelConfigError(f"aux_weight must be a finite number >= 0, got {aux_weight}")
+        check_nonnegative_numbers(aux_weight=aux_weight)
         check_aux_variance(aux_variance)  # also when aux_weight is 0 (no head is built)
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
         super().__init__(
