@@ -477,9 +477,8 @@ class ConvVAE(LatentVariableModel):
                     generator=generator,
                     device=posteriors.device,
                 )
-                mu, logvar = posteriors[pick].unbind(1)
-                noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-                loss = -prior.log_prob_elements(mu + torch.exp(0.5 * logvar) * noise).mean(0).sum()
+                z = reparameterize(*posteriors[pick].unbind(1), generator=generator)
+                loss = -prior.log_prob_elements(z).mean(0).sum()
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()

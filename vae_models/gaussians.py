@@ -56,11 +56,14 @@ def kl_std_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     return kl_std_normal_per_dim(mu, logvar).sum(-1)
 
 
-def reparameterize(mu: Tensor, logvar: Tensor, k: int | None = None) -> Tensor:
+def reparameterize(
+    mu: Tensor, logvar: Tensor, k: int | None = None, generator: torch.Generator | None = None
+) -> Tensor:
     """z = μ + σ ⊙ ε with ε ~ N(0, I): a sample of N(μ, diag σ²) that is differentiable in μ, σ.
 
-    With ``k`` given, ``k`` independent samples stacked on a new leading axis: ``[k, *mu.shape]``.
+    With ``k`` given, ``k`` independent samples stacked on a new leading axis: ``[k, *mu.shape]``;
+    ε is drawn from ``generator`` when given (else the global generator).
     """
     shape = mu.shape if k is None else (k, *mu.shape)
-    eps = torch.randn(shape, dtype=mu.dtype, device=mu.device)
+    eps = torch.randn(shape, generator=generator, dtype=mu.dtype, device=mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
