@@ -29,7 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError
+from ar_models.base import ModelConfigError, check_nonnegative_ints, check_positive_ints
 from ar_models.made import MaskedLinear, hidden_degrees
 from vae_models.gaussians import soft_clamp
 
@@ -54,22 +54,20 @@ class VectorARPrior(nn.Module):
         self, channels: int, hidden: int = 256, n_hidden: int = 2, n_components: int = 1
     ) -> None:
         super().__init__()
-        if min(channels, hidden, n_components) < 1 or n_hidden < 0:
-            raise ModelConfigError(
-                f"need channels, hidden, n_components >= 1 and n_hidden >= 0, got {channels}, "
-                f"{hidden}, {n_components}, {n_hidden}"
-            )
+        check_positive_ints(channels=channels, hidden=hidden, n_components=n_components)
+        check_nonnegative_ints(n_hidden=n_hidden)
         self.shape = (channels, 1, 1)
         self.n_components = n_components
+        #: parameters per component and number: K = 1 [μ, s]; K > 1 [logit, μ, log σ]
+        self.n_params = 2 if n_components == 1 else 3
         degree = torch.arange(1, channels + 1)  # z_d has degree d
         layers: list[nn.Module] = []
         prev = degree
         for deg in hidden_degrees([hidden] * n_hidden, channels, 1, None):
             layers += [MaskedLinear(len(prev), len(deg), deg[:, None] >= prev[None, :]), nn.ReLU()]
             prev = deg
-        # outputs, parameter-major: K = 1 [μ, s]; K > 1 [logits, μ, log σ], each K·C (k-major)
-        n_params = 2 if n_components == 1 else 3
-        out_degree = degree.repeat(n_params * n_components)
+        # outputs parameter-major (self.n_params of them), each K·C (k-major)
+        out_degree = degree.repeat(self.n_params * n_components)
         last = MaskedLinear(len(prev), len(out_degree), out_degree[:, None] > prev[None, :])
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -86,8 +84,7 @@ class VectorARPrior(nn.Module):
     def _params(self, z: Tensor) -> Tensor:
         """The MADE's outputs ``[B, n_params, K, C]``; entry d depends on z_<d only."""
         self._check(z)
-        n_params = 2 if self.n_components == 1 else 3
-        return self.net(z.flatten(1)).view(len(z), n_params, self.n_components, self.shape[0])
+        return self.net(z.flatten(1)).view(len(z), self.n_params, self.n_components, self.shape[0])
 
     def shift_log_scale(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """The flow's (K = 1) μ(z_<d) and s(z_<d) = tanh(·) for every d, two ``[B, C, 1, 1]``."""
