@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ar_models.base import ModelConfigError
+from tests.vae_models.test_vector_prior import tiny_global
 from vae_models.conv_vae import ConvVAE
 from vae_models.mmd import IMQ_SCALES, imq_kernel_sum, mmd_squared
 
@@ -69,11 +70,6 @@ def test_mmd_bad_shapes():
         mmd_squared(torch.zeros(1, 2), torch.zeros(4, 2))
 
 
-def tiny(**kwargs) -> ConvVAE:
-    torch.manual_seed(0)
-    return ConvVAE(latent_channels=2, width=8, n_res_blocks=1, latent_side=1, **kwargs)
-
-
 def training_loss(model: ConvVAE, x: torch.Tensor, seed: int) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log without a trainer
@@ -86,8 +82,8 @@ def test_mmd_weight_adds_gamma_mmd_to_the_objective_only():
     ε ~ N(0, I) drawn after them; the logged bound (``nll``) is the same model's."""
     x = torch.randint(0, 256, (6, 3, 32, 32), generator=torch.Generator().manual_seed(2))
     gamma = 300.0
-    model = tiny(mmd_weight=gamma, beta=2.0)
-    plain = tiny(beta=2.0)
+    model = tiny_global("normal", mmd_weight=gamma, beta=2.0)
+    plain = tiny_global("normal", beta=2.0)
     loss = training_loss(model, x, seed=3)
     torch.manual_seed(3)
     model.loss_terms(x)  # the same draws again: they are kept for the objective
@@ -106,8 +102,10 @@ def test_mmd_weight_adds_gamma_mmd_to_the_objective_only():
 def test_mmd_weight_warms_up_with_the_kl():
     """With ``kl_warmup_steps`` T_w, γ is ramped by min(1, t / T_w) like β: 0 at step 0."""
     x = torch.randint(0, 256, (6, 3, 32, 32), generator=torch.Generator().manual_seed(2))
-    warm = training_loss(tiny(mmd_weight=1e4, kl_warmup_steps=10), x, seed=5)
-    assert warm.item() == pytest.approx(training_loss(tiny(kl_warmup_steps=10), x, seed=5).item())
+    warm = training_loss(tiny_global("normal", mmd_weight=1e4, kl_warmup_steps=10), x, seed=5)
+    assert warm.item() == pytest.approx(
+        training_loss(tiny_global("normal", kl_warmup_steps=10), x, seed=5).item()
+    )
 
 
 def test_mmd_weight_bad_config():
