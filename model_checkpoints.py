@@ -21,9 +21,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable, or not what the caller expects."""
+from ar_models.errors import CheckpointError
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

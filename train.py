@@ -78,16 +78,15 @@ try:
     import datamodules  # noqa: F401  (registers the data modules for --data)
     import vae_models  # noqa: F401
     from ar_models.allocator import keep_freed_memory
-    from ar_models.base import DensityModel, ModelConfigError
+    from ar_models.base import DensityModel
+    from ar_models.errors import CheckpointError, UsageError, UserError
     from callbacks.csv_logger import MetricsCSVLogger, TrimMetricsOnResume
     from callbacks.figures import samples_figure
-    from callbacks.hooks import MissingHooksError
     from callbacks.loss_curves import LossCurves
     from callbacks.step_seed import StepSeed
     from callbacks.stop_checkpoint import StopCheckpoint
     from callbacks.timed_checkpoint import TimedCheckpoint
     from callbacks.wandb_run import RunWandbLogger, finish_wandb, wandb_logger
-    from datamodules.base import DataError
 except ImportError as error:
     hidden = hidden_library_packages()
     if not hidden:
@@ -98,16 +97,12 @@ except ImportError as error:
         f"or run from another folder ({error})"
     ) from error
 
-from model_checkpoints import CheckpointError, import_class, read_checkpoint, run_folder
+from model_checkpoints import import_class, read_checkpoint, run_folder
 
 RUNS_DIR = "runs"
 EVAL_SUBCOMMANDS = ("test", "validate", "predict")
 #: ``--ckpt_path`` values that Lightning's ``fit`` resolves itself.
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
-
-
-class UsageError(ValueError):
-    """A command line that cannot run: a config that does not exist, a missing checkpoint, ..."""
 
 
 # --------------------------------------------------------------------------- configs
@@ -601,14 +596,11 @@ def quiet_startup() -> None:
         rank_zero_log.addFilter(not_the_litlogger_tip)
 
 
-USER_ERRORS = (DataError, ModelConfigError, CheckpointError, UsageError, MissingHooksError)
-
-
 def user_error(error: BaseException) -> BaseException | None:
     """Our own bad-input error behind ``error`` (jsonargparse wraps the ones raised in __init__)."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, USER_ERRORS):
+        if isinstance(seen, UserError):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError
+from ar_models.base import DensityModel
+from ar_models.errors import ModelConfigError
 
 ENCODINGS = ("one_hot", "scalar", "embedding", "cosine")
 

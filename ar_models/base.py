@@ -32,42 +32,11 @@ from pytorch_lightning.trainer.states import RunningStage, TrainerStatus
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from ar_models.errors import ModelConfigError, NonFiniteLossError
 from ar_models.threads import choose_threads, restore_threads
 
 LN2 = math.log(2.0)
 STAGES = ("train", "val", "test")
-
-
-class ModelConfigError(ValueError):
-    """A model was given hyper-parameters it cannot work with."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
-def check_positive_ints(**values: object) -> None:
-    """Raise :class:`ModelConfigError` naming the first argument that is not an int >= 1 (a bool
-    is not an int here)."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
-def check_nonnegative_ints(**values: object) -> None:
-    """Raise :class:`ModelConfigError` naming the first argument that is not an int >= 0 (a bool
-    is not an int here)."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ModelConfigError(f"{name} must be an integer >= 0, got {value!r}")
-
-
-def check_nonnegative_numbers(**values: float) -> None:
-    """Raise :class:`ModelConfigError` naming the first argument that is not a finite number
-    >= 0 (NaN and ±inf are not)."""
-    for name, value in values.items():
-        if not (value >= 0 and math.isfinite(value)):
-            raise ModelConfigError(f"{name} must be a finite number >= 0, got {value}")
 
 
 def check_categorical(

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError, check_nonnegative_ints, check_positive_ints
+from ar_models.errors import ModelConfigError, check
 from ar_models.made import MADENet
 from ar_models.pixelcnn import PixelCNNBase
 
@@ -173,13 +173,15 @@ class GatedNet(nn.Module):
         n_classes: int,
     ) -> None:
         super().__init__()
-        check_positive_ints(
+        check(
+            integer=True,
+            minimum=1,
             in_channels=in_channels,
             out_channels=out_channels,
             n_filters=n_filters,
             skip_channels=skip_channels,
         )
-        check_nonnegative_ints(n_layers=n_layers)
+        check(integer=True, minimum=0, n_layers=n_layers)
         check_kernel("kernel_size", kernel_size)
         check_kernel("first_kernel", first_kernel)
         self.receptive_radius = first_kernel // 2 + n_layers * (kernel_size // 2)
@@ -323,12 +325,12 @@ class GatedPixelCNN(PixelCNNBase):
     ) -> None:
         super().__init__(image_shape, n_categories, lr, relative_to_first, palette_codes)
         self.save_hyperparameters()
-        check_positive_ints(n_filters=n_filters)
+        check(integer=True, minimum=1, n_filters=n_filters)
         if channel_model not in CHANNEL_MODELS:
             raise ModelConfigError(
                 f"channel_model must be one of {CHANNEL_MODELS}, got {channel_model!r}"
             )
-        check_nonnegative_ints(n_classes=n_classes)
+        check(integer=True, minimum=0, n_classes=n_classes)
         self.n_classes = n_classes
         channels = self.image_shape[0]
         if channel_model == "factorised":

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import DensityModel, ModelConfigError, check_categorical
+from ar_models.base import DensityModel, check_categorical
+from ar_models.errors import ModelConfigError
 
 
 class Histogram(DensityModel):

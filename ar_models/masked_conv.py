@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 
 MASK_TYPES = ("A", "B")
 

@@ -50,7 +50,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ar_models import codes
-from ar_models.base import DensityModel, ModelConfigError
+from ar_models.base import DensityModel
+from ar_models.errors import ModelConfigError
 from ar_models.incremental import IncrementalNet
 from ar_models.made import MADENet
 from ar_models.masked_conv import MaskedConv2d

@@ -31,9 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
-
-class MissingHooksError(TypeError):
-    """A callback was given a model that lacks hooks it calls."""
+from ar_models.errors import MissingHooksError
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint, WeightAveraging
 from pytorch_lightning.utilities import rank_zero_warn
 
-from ar_models.base import NonFiniteLossError
+from ar_models.errors import NonFiniteLossError
 from callbacks.atomic_checkpoint_io import use_atomic_checkpoint_io
 
 

@@ -1,6 +1,7 @@
 """LightningDataModules for the homework data sets (seeded, reproducible splits)."""
 
-from datamodules.base import ArrayDataModule, DataError, Split
+from ar_models.errors import DataError
+from datamodules.base import ArrayDataModule, Split
 from datamodules.colored_mnist import ColoredMNISTDataModule
 from datamodules.svhn import SVHNDataModule
 from datamodules.toy2d import Toy2DDataModule

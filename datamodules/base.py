@@ -21,10 +21,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-
-class DataError(ValueError):
-    """Bad data or data arguments; the message names the input and what was expected."""
-
+from ar_models.errors import DataError, check
 
 log = logging.getLogger("datamodules")
 
@@ -162,11 +159,6 @@ def split_first_last(split: Split, train_fraction: float = 0.8) -> tuple[Split, 
     return split.subset(index[:n_train]), split.subset(index[n_train:])
 
 
-def check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DataError(f"{name} must be a positive integer, got {value!r}")
-
-
 class ArrayDataModule(pl.LightningDataModule):
     """Base DataModule: train/val/test splits of in-memory tensors.
 
@@ -185,7 +177,7 @@ class ArrayDataModule(pl.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        check_positive_int("batch_size", batch_size)
+        check(DataError, batch_size=batch_size, integer=True, minimum=1)
         if not 0.0 < val_fraction < 1.0:
             raise DataError(
                 f"val_fraction must be in the open interval (0, 1), got {val_fraction!r}"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.base import DataError
+from ar_models.errors import DataError
 
 #: IDX type codes -> numpy dtype (big-endian, per the format).
 IDX_DTYPES = {

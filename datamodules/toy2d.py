@@ -18,7 +18,8 @@ import math
 import numpy as np
 import torch
 
-from datamodules.base import ArrayDataModule, DataError, Split, check_positive_int, split_first_last
+from ar_models.errors import DataError, check
+from datamodules.base import ArrayDataModule, Split, split_first_last
 
 LN2 = math.log(2.0)
 #: The handout's 45° rotation (applied on the right to row vectors).
@@ -153,7 +154,7 @@ class Toy2DDataModule(ArrayDataModule):
     ) -> None:
         super().__init__(batch_size, val_fraction, seed, num_workers)
         check_dataset(dataset)
-        check_positive_int("count", count)
+        check(DataError, count=count, integer=True, minimum=1)
         if dataset == 3 and count < 3:
             raise DataError(f"dataset 3 needs count >= 3 (three clusters), got {count}")
         self.dataset = dataset

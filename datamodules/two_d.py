@@ -22,11 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ar_models.errors import DataError, check
 from datamodules.base import (
     ArrayDataModule,
-    DataError,
     Split,
-    check_positive_int,
     split_first_last,
 )
 
@@ -168,8 +167,8 @@ class Distribution2DDataModule(ArrayDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__(batch_size, val_fraction, seed, num_workers)
-        check_positive_int("count", count)
-        check_positive_int("size", size)
+        check(DataError, count=count, integer=True, minimum=1)
+        check(DataError, size=size, integer=True, minimum=1)
         if size < 2:
             raise DataError(f"size must be >= 2, got {size}")
         if not 0 <= sum_tolerance < 1:

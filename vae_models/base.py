@@ -34,13 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import (
-    DensityModel,
-    ModelConfigError,
-    check_nonnegative_ints,
-    check_nonnegative_numbers,
-    unpack_batch,
-)
+from ar_models.base import DensityModel, unpack_batch
+from ar_models.errors import ModelConfigError, check
 from vae_models.latent_use import LatentUse
 
 DIAGNOSTIC_STAGES = ("val", "test")
@@ -67,11 +62,11 @@ class LatentVariableModel(DensityModel):
         kl_warmup_steps: int = 0,
         beta: float = 1.0,
     ) -> None:
-        check_nonnegative_numbers(beta=beta)
+        check(minimum=0, beta=beta)
         if not 0.0 < lr_final_factor <= 1.0:
             raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
-        check_nonnegative_numbers(free_bits=free_bits)
-        check_nonnegative_ints(kl_warmup_steps=kl_warmup_steps)
+        check(minimum=0, free_bits=free_bits)
+        check(integer=True, minimum=0, kl_warmup_steps=kl_warmup_steps)
         super().__init__(lr=lr, weight_decay=weight_decay)
         self.lr_final_factor = lr_final_factor
         self.free_bits = float(free_bits)

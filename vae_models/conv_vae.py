@@ -59,13 +59,8 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from ar_models.base import (
-    ModelConfigError,
-    check_categorical,
-    check_nonnegative_ints,
-    check_nonnegative_numbers,
-    check_positive_ints,
-)
+from ar_models.base import check_categorical
+from ar_models.errors import ModelConfigError, check
 from vae_models.base import LatentVariableModel
 from vae_models.fitted_prior import FittedMixturePrior
 from vae_models.flow_prior import AutoregressiveFlowPrior
@@ -337,14 +332,16 @@ class ConvVAE(LatentVariableModel):
         lr_final_factor: float = 1.0,
     ) -> None:
         check_latent_side(latent_side)
-        check_nonnegative_numbers(mmd_weight=mmd_weight)
+        check(minimum=0, mmd_weight=mmd_weight)
         if mmd_weight > 0 and prior != "normal":
             raise ModelConfigError(
                 f"mmd_weight > 0 matches q(z) to N(0, I): needs prior 'normal', not {prior!r}"
             )
         if prior not in CONV_VAE_PRIORS:
             raise ModelConfigError(f"prior must be one of {CONV_VAE_PRIORS}, got {prior!r}")
-        check_positive_ints(
+        check(
+            integer=True,
+            minimum=1,
             prior_components=prior_components,
             prior_fit_epochs=prior_fit_epochs,
             flow_components=flow_components,
@@ -353,7 +350,7 @@ class ConvVAE(LatentVariableModel):
             raise ModelConfigError(
                 f"prior_training must be one of {PRIOR_TRAININGS}, got {prior_training!r}"
             )
-        check_nonnegative_ints(prior_fit_steps=prior_fit_steps)
+        check(integer=True, minimum=0, prior_fit_steps=prior_fit_steps)
         if prior_fit_steps and prior_training != "posterior":
             raise ModelConfigError("prior_fit_steps > 0 needs prior_training 'posterior'")
         if prior_training == "posterior" and prior not in ("flow", "mixture"):
@@ -364,7 +361,13 @@ class ConvVAE(LatentVariableModel):
             raise ModelConfigError(
                 f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
             )
-        check_positive_ints(latent_channels=latent_channels, width=width, flow_filters=flow_filters)
+        check(
+            integer=True,
+            minimum=1,
+            latent_channels=latent_channels,
+            width=width,
+            flow_filters=flow_filters,
+        )
         if width % 4:
             raise ModelConfigError(f"width must be divisible by 4, got {width}")
         if n_res_blocks < 0 or flow_blocks < 0:

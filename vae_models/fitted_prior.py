@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import check_positive_ints
+from ar_models.errors import check
 from vae_models.mixture_prior import chain_rule
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -48,7 +48,7 @@ class FittedMixturePrior(nn.Module):
 
     def __init__(self, latent_shape: tuple[int, ...], n_components: int) -> None:
         super().__init__()
-        check_positive_ints(n_components=n_components)
+        check(integer=True, minimum=1, n_components=n_components)
         self.latent_shape = tuple(latent_shape)
         d = math.prod(self.latent_shape)
         k = n_components

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from ar_models.pixelcnn import SpatialNet
 
 LOG_2PI = math.log(2.0 * math.pi)

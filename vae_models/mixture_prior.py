@@ -29,7 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import check_positive_ints
+from ar_models.errors import check
 from vae_models.gaussians import soft_clamp
 
 LOG_SCALE_MIN, LOG_SCALE_MAX = -5.0, 2.0
@@ -50,7 +50,7 @@ class GaussianMixturePrior(nn.Module):
 
     def __init__(self, latent_shape: tuple[int, ...], n_components: int) -> None:
         super().__init__()
-        check_positive_ints(n_components=n_components)
+        check(integer=True, minimum=1, n_components=n_components)
         self.latent_shape = tuple(latent_shape)
         n_dims = math.prod(self.latent_shape)
         self.logits = nn.Parameter(torch.zeros(n_components))

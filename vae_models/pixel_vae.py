@@ -90,14 +90,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.base import (
-    ModelConfigError,
-    check_categorical,
-    check_nonnegative_ints,
-    check_nonnegative_numbers,
-    check_positive_ints,
-    unpack_batch,
-)
+from ar_models.base import check_categorical, unpack_batch
+from ar_models.errors import ModelConfigError, check
 from ar_models.incremental import MaskedConvCache
 from ar_models.masked_conv import MaskedConv2d, raster_mask
 from vae_models import dmol
@@ -419,7 +413,9 @@ class PixelVAE(LatentVariableModel):
         if prior not in PRIORS:
             raise ModelConfigError(f"prior must be one of {PRIORS}, got {prior!r}")
         cond_channels = pixel_filters if cond_channels is None else cond_channels
-        check_positive_ints(
+        check(
+            integer=True,
+            minimum=1,
             latent_channels=latent_channels,
             width=width,
             cond_channels=cond_channels,
@@ -429,8 +425,12 @@ class PixelVAE(LatentVariableModel):
         )
         if width % 4:
             raise ModelConfigError(f"width must be divisible by 4, got {width}")
-        check_nonnegative_ints(
-            n_res_blocks=n_res_blocks, pixel_layers=pixel_layers, flow_blocks=flow_blocks
+        check(
+            integer=True,
+            minimum=0,
+            n_res_blocks=n_res_blocks,
+            pixel_layers=pixel_layers,
+            flow_blocks=flow_blocks,
         )
         if not (isinstance(first_kernel, int) and first_kernel >= 3 and first_kernel % 2):
             raise ModelConfigError(f"first_kernel must be an odd integer >= 3, got {first_kernel}")
@@ -442,7 +442,7 @@ class PixelVAE(LatentVariableModel):
         for name, value in probabilities.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ModelConfigError(f"{name} must be in [0, 1), got {value!r}")
-        check_nonnegative_numbers(aux_weight=aux_weight)
+        check(minimum=0, aux_weight=aux_weight)
         check_aux_variance(aux_variance)  # also when aux_weight is 0 (no head is built)
         self.extra_terms = ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
         super().__init__(

@@ -33,7 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError, check_positive_ints, unpack_batch
+from ar_models.base import unpack_batch
+from ar_models.errors import ModelConfigError, check
 from vae_models.base import LatentVariableModel
 from vae_models.gaussians import (
     gaussian_log_prob,
@@ -95,7 +96,9 @@ class VAE2D(LatentVariableModel):
             raise ModelConfigError(
                 f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
             )
-        check_positive_ints(
+        check(
+            integer=True,
+            minimum=1,
             latent_dim=latent_dim,
             data_dim=data_dim,
             hidden=hidden,

@@ -29,7 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import ModelConfigError, check_nonnegative_ints, check_positive_ints
+from ar_models.errors import ModelConfigError, check
 from ar_models.made import MaskedLinear, hidden_degrees
 from vae_models.gaussians import soft_clamp
 
@@ -54,8 +54,8 @@ class VectorARPrior(nn.Module):
         self, channels: int, hidden: int = 256, n_hidden: int = 2, n_components: int = 1
     ) -> None:
         super().__init__()
-        check_positive_ints(channels=channels, hidden=hidden, n_components=n_components)
-        check_nonnegative_ints(n_hidden=n_hidden)
+        check(integer=True, minimum=1, channels=channels, hidden=hidden, n_components=n_components)
+        check(integer=True, minimum=0, n_hidden=n_hidden)
         self.shape = (channels, 1, 1)
         self.n_components = n_components
         #: parameters per component and number: K = 1 [μ, s]; K > 1 [logit, μ, log σ]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ar_models.ar_mlp import ARMLP, ENCODINGS
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 
 
 def all_pairs(k: int) -> torch.Tensor:

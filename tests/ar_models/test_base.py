@@ -9,12 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ar_models import DensityModel, Histogram, NonFiniteLossError
-from ar_models.base import (
-    ModelConfigError,
-    check_nonnegative_ints,
-    check_nonnegative_numbers,
-    check_positive_ints,
-)
+from ar_models.errors import ModelConfigError, check
 
 
 class FixedNLL(DensityModel):
@@ -57,15 +52,15 @@ def test_batches_with_labels_are_unpacked():
 
 
 def test_config_checks_name_the_first_bad_value():
-    check_positive_ints(a=1, b=7)
-    check_nonnegative_ints(a=0, b=3)
-    check_nonnegative_numbers(a=0, b=2.5)
+    check(integer=True, minimum=1, a=1, b=7)
+    check(integer=True, minimum=0, a=0, b=3)
+    check(minimum=0, a=0, b=2.5)
     for bad in (0, -1, True, 1.0):
         with pytest.raises(ModelConfigError, match="b must be a positive integer"):
-            check_positive_ints(a=1, b=bad)
+            check(integer=True, minimum=1, a=1, b=bad)
     for bad in (-1, False, 0.0, "1"):
         with pytest.raises(ModelConfigError, match="b must be an integer >= 0"):
-            check_nonnegative_ints(a=0, b=bad)
+            check(integer=True, minimum=0, a=0, b=bad)
     for bad in (-0.5, math.nan, math.inf):
         with pytest.raises(ModelConfigError, match="b must be a finite number >= 0"):
-            check_nonnegative_numbers(a=1.0, b=bad)
+            check(minimum=0, a=1.0, b=bad)

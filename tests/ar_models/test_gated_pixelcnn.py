@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from scipy import stats
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from ar_models.gated_pixelcnn import GatedPixelCNN, stepped_features
 from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
 from callbacks.receptive_field import fresh_copy, input_gradient, nominal_field

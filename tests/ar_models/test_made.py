@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from ar_models.made import MADE, MADENet
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from ar_models.masked_conv import MaskedConv2d, raster_mask
 from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
 

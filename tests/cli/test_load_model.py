@@ -11,8 +11,9 @@ import torch
 
 import train
 from ar_models import MADE, Histogram
+from ar_models.errors import CheckpointError
 from datamodules import Distribution2DDataModule
-from model_checkpoints import CheckpointError, load_model, read_checkpoint, run_folder
+from model_checkpoints import load_model, read_checkpoint, run_folder
 from vae_models import VAE2D
 
 

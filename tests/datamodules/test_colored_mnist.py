@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.base import DataError
+from ar_models.errors import DataError
 from datamodules.colored_mnist import ColoredMNISTDataModule, colour_digits
 from datamodules.mnist_sources import MNIST_FILES, load_course_pickle, read_idx
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from datamodules.base import DataError, Split
+from ar_models.errors import DataError
+from datamodules.base import Split
 from datamodules.svhn import SVHN_TRAIN, SVHN_VAL, SVHNDataModule, load_svhn_mat
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.base import DataError
+from ar_models.errors import DataError
 from datamodules.two_d import (
     Distribution2DDataModule,
     entropy_bits,

@@ -12,7 +12,7 @@ from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 from torch.utils.data import DataLoader
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from tests.conftest import quiet_trainer
 from vae_models.conv_vae import ConvVAE
 from vae_models.gaussians import soft_clamp

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import distributions as D
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from vae_models.mixture_prior import GaussianMixturePrior
 
 

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from tests.vae_models.test_vector_prior import tiny_global
 from vae_models.conv_vae import ConvVAE
 from vae_models.mmd import IMQ_SCALES, imq_kernel_sum, mmd_squared

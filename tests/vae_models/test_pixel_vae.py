@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from callbacks.sample_grid import SampleGrid
 from datamodules.svhn import SVHNDataModule
 from vae_models import dmol

@@ -13,7 +13,7 @@ from torch import nn
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 from torch.utils.data import DataLoader
 
-from ar_models.base import ModelConfigError
+from ar_models.errors import ModelConfigError
 from tests.conftest import quiet_trainer
 from vae_models.conv_vae import ConvVAE, flow_prior_or_none
 from vae_models.flow_prior import AutoregressiveFlowPrior
