@@ -7,7 +7,7 @@ from ar_models.gated_pixelcnn import GatedPixelCNN
 from ar_models.histogram import Histogram
 from ar_models.made import MADE, MADENet
 from ar_models.masked_conv import MaskedConv2d
-from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
+from ar_models.pixelcnn import PixelCNN
 
 __all__ = [
     "ARMLP",
@@ -20,5 +20,4 @@ __all__ = [
     "ModelConfigError",
     "NonFiniteLossError",
     "PixelCNN",
-    "PixelCNNMADE",
 ]

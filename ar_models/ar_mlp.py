@@ -3,10 +3,7 @@
 p(x1) = softmax(θ)_{x1}, θ ∈ R^K (the §1 histogram); p(x2 | x1) = softmax(MLP(enc(x1)))_{x2}, a
 K-way softmax whose logits an MLP computes from an encoding of x1:
 
-* ``one_hot``: e_{x1} ∈ {0, 1}^K (every row its own first-layer weights);
-* ``scalar``: 2 x1 / (K - 1) - 1 ∈ [-1, 1] (one input: the MLP is piecewise linear in x1, so
-  neighbouring rows share strength);
-* ``embedding``: a learned vector E_{x1} ∈ R^{embedding_dim};
+* ``one_hot``: e_{x1} ∈ {0, 1}^K (the handout's; every row its own first-layer weights);
 * ``cosine``: the first ``n_frequencies`` DCT-II basis functions cos(π f (x1 + ½) / K), f = 1..F
   (F = K - 1 spans the same functions of x1 as one-hot; smaller F is a smoothness prior in x1).
 """
@@ -18,9 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ar_models.base import DensityModel
-from ar_models.errors import ModelConfigError
+from ar_models.errors import check
 
-ENCODINGS = ("one_hot", "scalar", "embedding", "cosine")
+ENCODINGS = ("one_hot", "cosine")
 
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
@@ -45,37 +42,21 @@ def dct_table(n_categories: int, n_frequencies: int) -> Tensor:
 class X1Encoder(nn.Module):
     """Encodes ``x1: LongTensor[B]`` in {0..K-1} as ``[B, dim]`` floats (see module docstring)."""
 
-    def __init__(
-        self, encoding: str, n_categories: int, embedding_dim: int, n_frequencies: int
-    ) -> None:
+    def __init__(self, encoding: str, n_categories: int, n_frequencies: int) -> None:
         super().__init__()
-        if encoding not in ENCODINGS:
-            raise ModelConfigError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-        if n_frequencies < 1:
-            raise ModelConfigError(f"n_frequencies must be >= 1, got {n_frequencies}")
+        check(encoding=encoding, choices=ENCODINGS)
+        check(integer=True, minimum=1, n_frequencies=n_frequencies)
         n_frequencies = min(n_frequencies, n_categories - 1)  # K - 1 cosines: the full basis
-        self.encoding, self.n_categories = encoding, n_categories
-        self.embedding = (
-            nn.Embedding(n_categories, embedding_dim) if encoding == "embedding" else None
-        )
+        self.n_categories = n_categories
         self.register_buffer(
             "cosines", dct_table(n_categories, n_frequencies) if encoding == "cosine" else None
         )
-        self.dim = {
-            "one_hot": n_categories,
-            "scalar": 1,
-            "embedding": embedding_dim,
-            "cosine": n_frequencies,
-        }[encoding]
+        self.dim = n_frequencies if encoding == "cosine" else n_categories
 
     def forward(self, x1: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-        if self.embedding is not None:
-            return self.embedding(x1)
-        if self.encoding == "one_hot":
-            return F.one_hot(x1, self.n_categories).to(dtype)
         if self.cosines is not None:
             return self.cosines[x1].to(dtype)
-        return (2.0 * x1.to(dtype) / (self.n_categories - 1) - 1.0).unsqueeze(-1)
+        return F.one_hot(x1, self.n_categories).to(dtype)
 
 
 class ARMLP(DensityModel):
@@ -88,13 +69,11 @@ class ARMLP(DensityModel):
     Args:
         n_categories: K, categories of each variable.
         hidden_sizes: widths of the hidden layers of the MLP of p(x2 | x1) (ReLU); [256, 256].
-        encoding: how x1 enters the MLP: ``one_hot``, ``scalar``, ``embedding`` or ``cosine``.
-        embedding_dim: size of the learned embedding (``encoding='embedding'`` only).
+        encoding: how x1 enters the MLP: ``one_hot`` or ``cosine``.
         n_frequencies: number of cosines F (``encoding='cosine'`` only), ≥ 1; more than K - 1
             (the full basis) are capped at K - 1.
         dropout: dropout after each hidden layer (0 for none).
-        weight_decay: decoupled weight decay of AdamW (0: plain Adam).
-        lr: learning rate.
+        lr: Adam learning rate.
     """
 
     def __init__(
@@ -102,27 +81,19 @@ class ARMLP(DensityModel):
         n_categories: int = 200,
         hidden_sizes: list[int] | None = None,
         encoding: str = "cosine",
-        embedding_dim: int = 32,
         n_frequencies: int = 16,
         dropout: float = 0.3,
-        weight_decay: float = 0.0,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay)
+        super().__init__(lr=lr)
         self.save_hyperparameters()
         hidden = list(hidden_sizes) if hidden_sizes is not None else [256, 256]
-        if n_categories < 2 or embedding_dim < 1 or any(h < 1 for h in hidden):
-            raise ModelConfigError(
-                "need n_categories >= 2, embedding_dim >= 1 and hidden sizes >= 1, got "
-                f"{n_categories}, {embedding_dim}, {hidden}"
-            )
-        if not 0 <= dropout < 1 or weight_decay < 0:
-            raise ModelConfigError(
-                f"need 0 <= dropout < 1 and weight_decay >= 0, got {dropout}, {weight_decay}"
-            )
+        check(integer=True, minimum=2, n_categories=n_categories)
+        check(integer=True, minimum=1, **{f"hidden_sizes[{i}]": h for i, h in enumerate(hidden)})
+        check(minimum=0, below=1, dropout=dropout)
         self.n_categories = n_categories
         self.x1_logits = nn.Parameter(torch.zeros(n_categories))
-        self.encoder = X1Encoder(encoding, n_categories, embedding_dim, n_frequencies)
+        self.encoder = X1Encoder(encoding, n_categories, n_frequencies)
         self.conditional = mlp([self.encoder.dim, *hidden, n_categories], dropout)
 
     @property

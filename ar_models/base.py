@@ -99,8 +99,7 @@ class DensityModel(pl.LightningModule, metaclass=ABCMeta):
     """Base LightningModule of every model: subclasses implement ``nll``, ``n_dims`` and ``sample``.
 
     Args:
-        lr: learning rate of the default optimiser.
-        weight_decay: decoupled weight decay; > 0 makes the optimiser AdamW, 0 plain Adam.
+        lr: learning rate of the Adam optimiser.
     """
 
     #: names of per-example loss terms (nats) besides ``nll`` that :meth:`loss_terms` returns.
@@ -112,14 +111,11 @@ class DensityModel(pl.LightningModule, metaclass=ABCMeta):
     #: model that ignores labels. Conditional models set it on the instance.
     n_classes: int = 0
 
-    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+    def __init__(self, lr: float = 1e-3) -> None:
         super().__init__()
         if not lr > 0:
             raise ModelConfigError(f"lr must be > 0, got {lr}")
-        if weight_decay < 0:
-            raise ModelConfigError(f"weight_decay must be >= 0, got {weight_decay}")
         self.lr = lr
-        self.weight_decay = weight_decay
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{term}": MeanMetric()
@@ -303,6 +299,4 @@ class DensityModel(pl.LightningModule, metaclass=ABCMeta):
             )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        if self.weight_decay > 0:
-            return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         return torch.optim.Adam(self.parameters(), lr=self.lr)

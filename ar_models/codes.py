@@ -1,24 +1,22 @@
-"""Bijective recodings of images with C channels in {0..K-1} that PixelCNNs can model instead of
-the pixel values (p(x) = p_t(T(x)) for a bijection T, so likelihoods are those of x).
+"""The palette code: a bijective recoding of images with C channels in {0..K-1} that a PixelCNN can
+model instead of the pixel values (p(x) = p_t(T(x)) for a bijection T, so likelihoods are those of
+x).
 
-Both read the image in raster order, pixel j = 0 .. H·W-1, and code each pixel from its own colour
-and the colours before it, so an autoregressive model of the codes is one of the images:
+:func:`palette_codes` reads the image in raster order, pixel j = 0 .. H·W-1, and codes each pixel
+by the place of its colour in the palette of the pixels before it, so an autoregressive model of
+the codes is one of the images. With the colour of a pixel read as one number
+v = Σ_c x_c K^(C−1−c) in {0..K^C−1}, and P_j the list of distinct colours of pixels 0..j−1 in the
+order they first appear,
 
-* :func:`relative_codes` (relative to the first pixel): t_0 = x_0, t_j = (x_j − x_0) mod K channel
-  by channel.
-* :func:`palette_codes` (the image's palette in order of first appearance): with the colour of a
-  pixel read as one number v = Σ_c x_c K^(C−1−c) in {0..K^C−1}, and P_j the list of distinct
-  colours of pixels 0..j−1 in the order they first appear,
+    s_j = index of v_j in P_j                         if v_j is in P_j,
+    s_j = |P_j| + #{colours u < v_j not in P_j}       otherwise (v_j's first appearance),
 
-      s_j = index of v_j in P_j                         if v_j is in P_j,
-      s_j = |P_j| + #{colours u < v_j not in P_j}       otherwise (v_j's first appearance),
-
-  written back as C base-K digits. Decoding reads s_j < |P_j| as P_j[s_j] and otherwise as the
-  (s_j − |P_j|)-th colour not in P_j, so every code image is the code of exactly one image. On a
-  coloured digit (one background colour b at pixel 0, one foreground colour f) the codes are
-  v(b) at pixel 0, 0 for every later background pixel, 1 + rank(f) at the first foreground pixel
-  and 1 for every later one: after its first stroke pixel the model sees and predicts a binary
-  image, whatever the two colours.
+written back as C base-K digits. Decoding reads s_j < |P_j| as P_j[s_j] and otherwise as the
+(s_j − |P_j|)-th colour not in P_j, so every code image is the code of exactly one image. On a
+coloured digit (one background colour b at pixel 0, one foreground colour f) the codes are v(b) at
+pixel 0, 0 for every later background pixel, 1 + rank(f) at the first foreground pixel and 1 for
+every later one: after its first stroke pixel the model sees and predicts a binary image, whatever
+the two colours.
 """
 
 from __future__ import annotations
@@ -41,20 +39,6 @@ def _digits(v: Tensor, channels: int, k: int, height: int, width: int) -> Tensor
     weights = k ** torch.arange(channels - 1, -1, -1, device=v.device)
     digits = (v[:, None, :] // weights[None, :, None]) % k
     return digits.view(v.shape[0], channels, height, width)
-
-
-def relative_codes(x: Tensor, k: int) -> Tensor:
-    """t_0 = x_0 and t_j = (x_j − x_0) mod K for every later pixel j."""
-    t = torch.remainder(x - x[:, :, :1, :1], k)
-    t[:, :, 0, 0] = x[:, :, 0, 0]
-    return t
-
-
-def from_relative_codes(t: Tensor, k: int) -> Tensor:
-    """The inverse of :func:`relative_codes`."""
-    x = torch.remainder(t + t[:, :, :1, :1], k)
-    x[:, :, 0, 0] = t[:, :, 0, 0]
-    return x
 
 
 def palette_codes(x: Tensor, k: int) -> Tensor:

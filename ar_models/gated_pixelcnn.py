@@ -24,33 +24,23 @@ one-hot codes (C·K channels) with its own kernel size. The receptive radius is
 R = first_kernel // 2 + n_layers · (kernel_size // 2): the conditionals at (r, c) read every input
 pixel of rows r-R..r-1, columns c-R..c+R, and of row r, columns c-R..c-1.
 
-The channels of a pixel, picked by ``channel_model``:
-
-* ``"factorised"`` (as :class:`~ar_models.pixelcnn.PixelCNN`): independent given the earlier
-  pixels, p(x_i | x_<i, y) = ∏_c Cat(x_{i,c}; softmax(φ_{i,c})), φ with C·K channels;
-* ``"made"`` (as :class:`~ar_models.pixelcnn.PixelCNNMADE`): autoregressive over the channels in
-  the order 0..C-1 (R → G → B), a MADE over the channels conditioned on φ_i.
-
-``nll`` is in nats per image; bits/dim divide by C·H·W. ``relative_to_first``,
-``palette_codes``, ``embed``,
-``conditional_logits`` and ``receptive_radius`` are those of
-:class:`~ar_models.pixelcnn.PixelCNNBase`. Sampling is cached (:class:`GatedStepper`), with the
-naive loop as reference.
+The channels of a pixel come from φ_i as ``channel_model`` says, exactly as in the PixelCNN
+(:mod:`ar_models.channel_heads`: ``"factorised"`` or ``"made"``). ``nll`` is in nats per image;
+bits/dim divide by C·H·W. ``palette_codes``, ``embed``, ``conditional_logits``, ``receptive_radius``
+and ``sample`` are those of :class:`~ar_models.pixelcnn.PixelCNNBase`; the cached stepper is
+:class:`GatedStepper`.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ar_models.errors import ModelConfigError, check
-from ar_models.made import MADENet
+from ar_models.channel_heads import ChannelModel, channel_head
+from ar_models.errors import check
 from ar_models.pixelcnn import PixelCNNBase
-
-CHANNEL_MODELS = ("factorised", "made")
+from ar_models.sampling import Stepper
 
 
 def gate(a: Tensor) -> Tensor:
@@ -60,11 +50,6 @@ def gate(a: Tensor) -> Tensor:
     slower than its sigmoid."""
     f, g = a.chunk(2, dim=1)
     return (torch.sigmoid(2 * f) * 2).sub_(1) * torch.sigmoid(g)  # sigmoids: outputs kept
-
-
-def check_kernel(name: str, k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
-        raise ModelConfigError(f"{name} must be an odd integer >= 3, got {k!r}")
 
 
 class GatedLayer(nn.Module):
@@ -78,7 +63,6 @@ class GatedLayer(nn.Module):
         in_channels: channels of v_{l-1} and h_{l-1} (the first layer: of the network input).
         n_filters: F, channels of v_l and h_l (the gates have 2F pre-activations).
         kernel_size: k, odd >= 3.
-        skip_channels: S, channels of the skip output s_l.
         first: the first layer (strict kernels, no residual).
         last: the last layer: only s_l is computed (v_l and h_l would be read by no one).
         n_classes: size of the label embeddings e_v, e_h (0: unconditional).
@@ -89,7 +73,6 @@ class GatedLayer(nn.Module):
         in_channels: int,
         n_filters: int,
         kernel_size: int,
-        skip_channels: int,
         first: bool,
         last: bool,
         n_classes: int,
@@ -102,7 +85,7 @@ class GatedLayer(nn.Module):
         self.horizontal = nn.Conv2d(in_channels, 2 * n_filters, (1, taps))
         self.link = nn.Conv2d(2 * n_filters, 2 * n_filters, 1, bias=False)
         # [R_l | S_l] in one 1×1 conv
-        self.out = nn.Conv2d(n_filters, skip_channels if last else n_filters + skip_channels, 1)
+        self.out = nn.Conv2d(n_filters, n_filters if last else 2 * n_filters, 1)
         self.label_h = nn.Embedding(n_classes, 2 * n_filters) if n_classes else None
         self.label_v = nn.Embedding(n_classes, 2 * n_filters) if n_classes and not last else None
         self.reset_parameters()
@@ -157,7 +140,6 @@ class GatedNet(nn.Module):
         n_layers: gated layers after the first one.
         kernel_size: k of those layers (odd >= 3).
         first_kernel: k of the first layer (odd >= 3).
-        skip_channels: S, width of the skip sum and of the head.
         n_classes: classes of the label embeddings (0: unconditional).
     """
 
@@ -169,7 +151,6 @@ class GatedNet(nn.Module):
         n_layers: int,
         kernel_size: int,
         first_kernel: int,
-        skip_channels: int,
         n_classes: int,
     ) -> None:
         super().__init__()
@@ -179,18 +160,15 @@ class GatedNet(nn.Module):
             in_channels=in_channels,
             out_channels=out_channels,
             n_filters=n_filters,
-            skip_channels=skip_channels,
         )
         check(integer=True, minimum=0, n_layers=n_layers)
-        check_kernel("kernel_size", kernel_size)
-        check_kernel("first_kernel", first_kernel)
+        check(integer=True, minimum=3, odd=True, kernel_size=kernel_size, first_kernel=first_kernel)
         self.receptive_radius = first_kernel // 2 + n_layers * (kernel_size // 2)
         self.layers = nn.ModuleList(
             GatedLayer(
                 in_channels if i == 0 else n_filters,
                 n_filters,
                 first_kernel if i == 0 else kernel_size,
-                skip_channels,
                 first=i == 0,
                 last=i == n_layers,
                 n_classes=n_classes,
@@ -199,9 +177,9 @@ class GatedNet(nn.Module):
         )
         self.head = nn.Sequential(
             nn.ReLU(),
-            nn.Conv2d(skip_channels, skip_channels, 1),
+            nn.Conv2d(n_filters, n_filters, 1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(skip_channels, out_channels, 1),
+            nn.Conv2d(n_filters, out_channels, 1),
         )
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -214,96 +192,29 @@ class GatedNet(nn.Module):
             skip = s if skip is None else skip + s
         return self.head(skip)
 
-    def forward_at(self, x: Tensor, row: int, col: int, y: Tensor | None = None) -> Tensor:
-        """The output ``[B, C_out]`` at pixel (row, col), computed on the crop of ``x`` to rows
-        row-R..row and columns col-R..col+R (R = ``receptive_radius``). Exact: every value the
-        output reads lies in that box, and so does everything those values read."""
-        radius = self.receptive_radius
-        r0, c0 = max(0, row - radius), max(0, col - radius)
-        c1 = min(x.shape[-1], col + radius + 1)
-        out = self(x[:, :, r0 : row + 1, c0:c1], y)
-        return out[:, :, row - r0, col - c0]
-
-
-class FactorisedHead(nn.Module):
-    """The channels of a pixel independent given φ_i: p(x_i | φ_i) = ∏_c softmax(φ_{i,c})[x_{i,c}],
-    φ_i with C·K numbers (channel c's K logits at c·K .. c·K+K-1)."""
-
-    def __init__(self, channels: int, n_categories: int) -> None:
-        super().__init__()
-        self.channels, self.n_categories = channels, n_categories
-        self.features = channels * n_categories
-
-    def logits(self, t: Tensor, phi: Tensor) -> Tensor:
-        """``[B, C, H, W, K]`` from φ ``[B, C·K, H, W]``."""
-        b, _, h, w = phi.shape
-        return phi.reshape(b, self.channels, self.n_categories, h, w).permute(0, 1, 3, 4, 2)
-
-    def nll(self, t: Tensor, phi: Tensor) -> Tensor:
-        """-log p(t | φ) in nats per image, ``[B]``."""
-        b, _, h, w = phi.shape
-        logits = phi.reshape(b, self.channels, self.n_categories, h, w).transpose(1, 2)
-        return F.cross_entropy(logits, t, reduction="none").sum(dim=(1, 2, 3))
-
-    def draw(self, phi: Tensor, generator: torch.Generator | None) -> Tensor:
-        """``LongTensor[n, C]`` drawn from φ ``[n, C·K]`` of one pixel."""
-        n = phi.shape[0]
-        probs = F.softmax(phi.reshape(n * self.channels, self.n_categories), dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).view(n, self.channels)
-
-
-class MADEHead(nn.Module):
-    """The channels of a pixel autoregressive in the order 0..C-1:
-    p(x_i | φ_i) = ∏_c p(x_{i,c} | x_{i,<c}, φ_i), a :class:`MADENet` with auxiliary input φ_i."""
-
-    def __init__(
-        self, channels: int, n_categories: int, features: int, hidden_sizes: tuple[int, ...]
-    ) -> None:
-        super().__init__()
-        self.channels, self.n_categories, self.features = channels, n_categories, features
-        self.made = MADENet(channels, n_categories, list(hidden_sizes), aux_dim=features)
-
-    def _rows(self, t: Tensor, phi: Tensor) -> tuple[Tensor, Tensor]:
-        """Pixels as rows: ``t`` as ``[B·H·W, C]``, φ as ``[B·H·W, features]``."""
-        return t.permute(0, 2, 3, 1).flatten(0, 2), phi.permute(0, 2, 3, 1).flatten(0, 2)
-
-    def logits(self, t: Tensor, phi: Tensor) -> Tensor:
-        b, _, h, w = phi.shape
-        logits = self.made(*self._rows(t, phi))  # [B·H·W, C, K]
-        return logits.view(b, h, w, self.channels, self.n_categories).permute(0, 3, 1, 2, 4)
-
-    def nll(self, t: Tensor, phi: Tensor) -> Tensor:
-        return -self.made.log_prob(*self._rows(t, phi)).view(t.shape[0], -1).sum(dim=1)
-
-    def draw(self, phi: Tensor, generator: torch.Generator | None) -> Tensor:
-        return self.made.sample(phi.shape[0], aux=phi, generator=generator)
-
 
 class GatedPixelCNN(PixelCNNBase):
     """Gated PixelCNN without a blind spot, optionally class-conditional (module docstring):
 
-        p(x | y) = ∏_i p(x_i | x_<i, y),    φ = GatedNet(one-hot x, y),
+        p(x | y) = ∏_i p(x_i | φ_i),    φ = GatedNet(one-hot x, y),
 
-    each p(x_i | ...) from φ_i as ``channel_model`` says. ``nll(x)`` (unconditional) or
-    ``nll(x, y)`` (``n_classes`` > 0) = -log p(x [| y]) in nats per image.
+    each p(x_i | φ_i) as ``channel_model`` says. ``nll(x)`` (unconditional) or ``nll(x, y)``
+    (``n_classes`` > 0) = -log p(x [| y]) in nats per image.
 
     Args:
         image_shape: (C, H, W), default (3, 28, 28).
         n_categories: K, default 4.
-        n_filters: F, width of the vertical and horizontal stacks (128).
+        n_filters: F, width of the vertical and horizontal stacks and of the skip sum (128).
         n_layers: gated layers after the first (12: receptive radius 3 + 12 = 15 with the
             default kernels, that of the 12-block PixelCNN).
         kernel_size: k of those layers (3).
         first_kernel: k of the first layer (7).
-        skip_channels: width of the skip sum and the head, default ``n_filters``.
         channel_model: ``"made"`` (channels autoregressive, R → G → B) or ``"factorised"``.
         feature_dim: size of φ for the MADE, default ``n_filters``.
         made_hidden_sizes: hidden widths of the MADE (128, 128).
         n_classes: classes of the labels it is conditioned on (0: unconditional).
-        lr: Adam learning rate.
-        relative_to_first: model each pixel's difference from the first pixel, modulo K
-            (:mod:`ar_models.codes`).
         palette_codes: model each pixel's place in the image's palette (:mod:`ar_models.codes`).
+        lr: Adam learning rate.
     """
 
     def __init__(
@@ -314,31 +225,22 @@ class GatedPixelCNN(PixelCNNBase):
         n_layers: int = 12,
         kernel_size: int = 3,
         first_kernel: int = 7,
-        skip_channels: int | None = None,
-        channel_model: Literal["factorised", "made"] = "made",
+        channel_model: ChannelModel = "made",
         feature_dim: int | None = None,
         made_hidden_sizes: tuple[int, ...] = (128, 128),
         n_classes: int = 0,
-        lr: float = 1e-3,
-        relative_to_first: bool = False,
         palette_codes: bool = False,
+        lr: float = 1e-3,
     ) -> None:
-        super().__init__(image_shape, n_categories, lr, relative_to_first, palette_codes)
+        super().__init__(image_shape, n_categories, palette_codes, lr)
         self.save_hyperparameters()
         check(integer=True, minimum=1, n_filters=n_filters)
-        if channel_model not in CHANNEL_MODELS:
-            raise ModelConfigError(
-                f"channel_model must be one of {CHANNEL_MODELS}, got {channel_model!r}"
-            )
         check(integer=True, minimum=0, n_classes=n_classes)
         self.n_classes = n_classes
         channels = self.image_shape[0]
-        if channel_model == "factorised":
-            self.channel_head: FactorisedHead | MADEHead = FactorisedHead(channels, n_categories)
-        else:
-            self.channel_head = MADEHead(
-                channels, n_categories, feature_dim or n_filters, tuple(made_hidden_sizes)
-            )
+        self.channel_head = channel_head(
+            channel_model, channels, n_categories, feature_dim or n_filters, made_hidden_sizes
+        )
         self.net = GatedNet(
             channels * n_categories,
             self.channel_head.features,
@@ -346,68 +248,20 @@ class GatedPixelCNN(PixelCNNBase):
             n_layers,
             kernel_size,
             first_kernel,
-            skip_channels or n_filters,
             n_classes,
         )
 
-    def code_logits(self, t: Tensor, t_in: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.channel_head.logits(t, self.net(t_in, y))
+    def features(self, t_in: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.net(t_in, y)
 
-    def code_nll(self, t: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.channel_head.nll(t, self.net(self.one_hot(t), y))
-
-    def _draw_pixel(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
-        return self.channel_head.draw(features, generator)
-
-    def sample_labels(self, n: int, y: Tensor | None) -> Tensor | None:
-        """The labels of ``n`` draws: ``y`` checked, or for a conditional model given none the
-        classes in turn (0, 1, .., n_classes-1, 0, 1, ..); None when unconditional."""
-        if y is None and self.n_classes:
-            return torch.arange(n, device=self.device) % self.n_classes
-        self.check_labels(y, n)
-        return None if y is None else y.to(self.device)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        cached: bool = True,
-        y: Tensor | None = None,
-    ) -> Tensor:
-        """``n`` images ``LongTensor[n, C, H, W]``, one pixel at a time in raster order; with
-        labels ``y: LongTensor[n]`` images of those classes (a conditional model given no ``y``
-        draws the classes in turn, :meth:`sample_labels`).
-
-        ``cached`` (default): :class:`GatedStepper`, the vertical stack once per row and the
-        horizontal stack once per pixel from cached activations, about one forward pass in all.
-        ``cached=False``: the naive reference, one pass of the network per pixel on the crop the
-        pixel's conditional can see (:meth:`GatedNet.forward_at`). Both draw the same images from
-        the same ``generator`` (on the model's device)."""
-        labels = self.sample_labels(n, y)
-        c, h, w = self.image_shape
-        t = torch.zeros(n, c, h, w, dtype=torch.long, device=self.device)  # codes
-        t_in = self.one_hot(t)  # values at pixels not yet drawn are never read
-        stepper = GatedStepper(self.net, n, h, w, labels) if cached else None
-        for row in range(h):
-            if stepper is not None:
-                stepper.start_row(row)
-            for col in range(w):
-                if stepper is not None:
-                    features = stepper.step(row, col)
-                else:
-                    features = self.net.forward_at(t_in, row, col, labels)
-                t[:, :, row, col] = self._draw_pixel(features, generator)
-                pixel = self.one_hot(t[:, :, row : row + 1, col : col + 1])[:, :, 0, 0]
-                t_in[:, :, row, col] = pixel
-                if stepper is not None:
-                    stepper.write_input(row, col, pixel)
-        return self.from_codes(t)
+    def cached_stepper(self, n: int, labels: Tensor | None) -> Stepper:
+        _, h, w = self.image_shape
+        return GatedStepper(self.net, n, h, w, labels)
 
 
 class GatedStepper:
     """Evaluates a :class:`GatedNet` one pixel at a time in raster order from cached activations
-    (after Ramachandran et al. 2017, as :mod:`ar_models.incremental` does for masked convs).
+    (after Ramachandran et al. 2017; the cached stepper of :mod:`ar_models.sampling`).
 
     The vertical stack at row r reads only rows above r, so once those are drawn it is computed
     for the whole row at once (:meth:`start_row`: one conv per layer on the p + 1 cached rows it
@@ -415,8 +269,6 @@ class GatedStepper:
     conv on the cached p + 1 columns of the row. Each activation is computed once: about one
     forward pass in all.
 
-    Usage per row r: ``start_row(r)``; per column c: ``features = step(r, c)``, draw the pixel,
-    ``write_input(r, c, embedded_pixel)``.
     """
 
     def __init__(
@@ -499,20 +351,3 @@ class GatedStepper:
         for linear in self.head:
             h = F.relu(h) if linear is None else F.linear(h, *linear)
         return h
-
-
-@torch.no_grad()
-def stepped_features(net: GatedNet, x_in: Tensor, labels: Tensor | None = None) -> Tensor:
-    """The full output ``[n, C_out, H, W]`` of ``net`` on ``x_in``, computed pixel by pixel with
-    :class:`GatedStepper` (for tests: it must equal ``net(x_in, labels)``)."""
-    n, _, height, width = x_in.shape
-    stepper = GatedStepper(net, n, height, width, labels)
-    rows = []
-    for row in range(height):
-        stepper.start_row(row)
-        cols = []
-        for col in range(width):
-            cols.append(stepper.step(row, col))
-            stepper.write_input(row, col, x_in[:, :, row, col])
-        rows.append(torch.stack(cols, dim=-1))
-    return torch.stack(rows, dim=-2)

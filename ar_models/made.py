@@ -204,8 +204,7 @@ class MADE(DensityModel):
 
     Args:
         n_vars, n_categories, hidden_sizes, ordering, mask_seed, dropout: see :class:`MADENet`.
-        weight_decay: decoupled weight decay of AdamW (0: plain Adam).
-        lr: learning rate.
+        lr: Adam learning rate.
     """
 
     def __init__(
@@ -216,10 +215,9 @@ class MADE(DensityModel):
         ordering: list[int] | None = None,
         mask_seed: int | None = None,
         dropout: float = 0.0,
-        weight_decay: float = 0.0,
         lr: float = 1e-3,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay)
+        super().__init__(lr=lr)
         self.save_hyperparameters()
         self.net = MADENet(
             n_vars,

@@ -17,6 +17,7 @@ protocol                   callbacks
 :class:`LatentImageModel`  Interpolations, Reconstructions
 :class:`GaussianEncoder`   LatentScatter
 :class:`NoisySampler`      VAESamples
+:class:`PriorModel`        FitPrior
 =========================  ===================================================================
 
 Optional attributes, read with a default where a model lacks them (:func:`optional_hook`):
@@ -111,6 +112,17 @@ class NoisySampler(Protocol):
     mean μ(z)."""
 
     def sample(self, n: int, *, decoder_noise: bool) -> Tensor: ...
+
+
+@runtime_checkable
+class PriorModel(Protocol):
+    """A VAE with a prior that can be fitted to its aggregate posterior: ``posterior(x) ->
+    (μ, log σ²)`` of q(z|x) and ``prior.fit_to_posteriors(posteriors, steps, seed)``
+    (:mod:`vae_models.priors`)."""
+
+    prior: Any
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
 def protocol_members(protocol: type) -> dict[str, inspect.Signature | None]:

@@ -21,7 +21,7 @@ w_t = β · min(1, t / T_w) (β when T_w = 0) the objective per batch is
 
 divided by D like the loss. It needs the ``kl_ch<j>`` terms of :meth:`loss_terms`.
 
-The optimiser is Adam (AdamW with weight decay); with ``lr_final_factor`` < 1 its learning rate
+The optimiser is Adam; with ``lr_final_factor`` < 1 its learning rate
 follows a cosine from ``lr`` at the first step to ``lr · lr_final_factor`` at the trainer's last,
 lr_t = lr · [f + (1 − f) · ½ (1 + cos(π t / T))], stepped every training step.
 """
@@ -45,9 +45,13 @@ class LatentVariableModel(DensityModel):
     """DensityModel with a latent z ~ q(z|x) = N(μ(x), diag σ²(x)); logs latent use per epoch.
 
     Args:
-        lr, weight_decay: see :class:`ar_models.base.DensityModel`.
+        lr: Adam learning rate.
         lr_final_factor: f in (0, 1]: the learning rate decays along a cosine from ``lr`` to
             ``lr · f`` over the trainer's total steps (1.0: constant).
+        free_bits: λ >= 0, nats per latent channel below which the KL is not penalised in
+            training (0: off).
+        kl_warmup_steps: T_w, training steps of the linear KL warm-up (0: off).
+        beta: β >= 0, the KL's weight in training once warmed up (1: the ELBO).
     """
 
     #: examples of each validation/test epoch whose posteriors enter the diagnostics.
@@ -56,7 +60,6 @@ class LatentVariableModel(DensityModel):
     def __init__(
         self,
         lr: float = 1e-3,
-        weight_decay: float = 0.0,
         lr_final_factor: float = 1.0,
         free_bits: float = 0.0,
         kl_warmup_steps: int = 0,
@@ -67,7 +70,7 @@ class LatentVariableModel(DensityModel):
             raise ModelConfigError(f"lr_final_factor must be in (0, 1], got {lr_final_factor}")
         check(minimum=0, free_bits=free_bits)
         check(integer=True, minimum=0, kl_warmup_steps=kl_warmup_steps)
-        super().__init__(lr=lr, weight_decay=weight_decay)
+        super().__init__(lr=lr)
         self.lr_final_factor = lr_final_factor
         self.free_bits = float(free_bits)
         self.kl_warmup_steps = kl_warmup_steps

@@ -7,11 +7,16 @@ With the latent flattened to z ∈ ℝ^D (as ``z.flatten(1)``), K full-covarianc
 held in buffers (saved in checkpoints, never trained). Until :meth:`FittedMixturePrior.fit` has
 run, p(z) = N(0, I) exactly.
 
-Per-element log-densities, as :mod:`vae_models.mixture_prior` (so that the VAEs' per-channel KLs
-add up): within component k the chain-rule factor of element d is the conditional Gaussian
-log N(z_d | z_<d) = log N(ε_{k,d}; 0, 1) − log L_k[d, d] with ε_k = L_k⁻¹ (z − m_k), and the
-mixture's factor weights these by the component posterior given z_<d
-(:func:`vae_models.mixture_prior.chain_rule`). Everything is in nats.
+Per-element log-densities (so that the VAEs' per-channel KLs add up): within component k the
+chain-rule factor of element d is the conditional Gaussian log N(z_d | z_<d) =
+log N(ε_{k,d}; 0, 1) − log L_k[d, d] with ε_k = L_k⁻¹ (z − m_k), and the mixture's factor weights
+these by the component posterior given z_<d (:func:`chain_rule`): with L_{k,d} those factors and
+A_{k,d} = log π_k + Σ_{d' < d} L_{k,d'},
+
+    log p(z_d | z_<d) = logsumexp_k (A_{k,d} + L_{k,d}) − logsumexp_k A_{k,d},
+
+which telescope to log p(z). Until the first fit the KL is the analytic one against N(0, I).
+Everything is in nats.
 
 Fitting (:meth:`FittedMixturePrior.fit`, in float64): k-means (Lloyd, from K distinct points
 drawn with a seeded generator) gives the initial means, weights and covariances; then EM,
@@ -23,15 +28,23 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from pytorch_lightning.utilities import rank_zero_warn
+from torch import Tensor
 
 from ar_models.errors import check
-from vae_models.mixture_prior import chain_rule
+from vae_models.gaussians import LOG_2PI, kl_std_normal_per_dim
+from vae_models.priors import Prior
 
-LOG_2PI = math.log(2.0 * math.pi)
 KMEANS_STEPS = 20
 EM_STEPS = 30
 REG_COVAR = 1e-4
+
+
+def chain_rule(per_dim: Tensor, log_weights: Tensor) -> Tensor:
+    """The mixture's factors log p(z_d | z_<d), ``[B, D]``, from the components' factors
+    L_{k,d} = log p_k(z_d | z_<d) ``[B, K, D]`` and log π ``[K]`` (module docstring)."""
+    before = log_weights[None, :, None] + torch.cumsum(per_dim, 2) - per_dim  # A_{k,d}
+    return torch.logsumexp(before + per_dim, 1) - torch.logsumexp(before, 1)
 
 
 def component_log_probs(z: Tensor, means: Tensor, scale_tril: Tensor) -> Tensor:
@@ -42,48 +55,59 @@ def component_log_probs(z: Tensor, means: Tensor, scale_tril: Tensor) -> Tensor:
     return (-0.5 * (LOG_2PI + eps**2) - log_diag[:, :, None]).permute(2, 0, 1)
 
 
-class FittedMixturePrior(nn.Module):
+class FittedMixturePrior(Prior):
     """p(z) for ``z: [B, *latent_shape]`` (module docstring): N(0, I) until fitted, then a
     K-component full-covariance Gaussian mixture."""
 
     def __init__(self, latent_shape: tuple[int, ...], n_components: int) -> None:
-        super().__init__()
+        super().__init__(latent_shape)
         check(integer=True, minimum=1, n_components=n_components)
-        self.latent_shape = tuple(latent_shape)
-        d = math.prod(self.latent_shape)
+        d = math.prod(self.shape)
         k = n_components
         self.register_buffer("log_weights", torch.full((k,), -math.log(k)))
         self.register_buffer("means", torch.zeros(k, d))
         self.register_buffer("scale_tril", torch.eye(d).repeat(k, 1, 1))
         self.register_buffer("fitted", torch.tensor(False))
+        self.is_fitted = False  # the buffer's value, read without a device synchronisation
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        self.is_fitted = bool(self.fitted)
 
     @property
     def n_components(self) -> int:
         return self.log_weights.shape[0]
 
     def log_prob_elements(self, z: Tensor) -> Tensor:
-        """log p(z_d | z_<d) for every element, shaped like ``z`` (they sum to log p(z))."""
-        if not bool(self.fitted):
+        if not self.is_fitted:
             return -0.5 * (LOG_2PI + z**2)
         flat = z.flatten(1)
         per_dim = component_log_probs(flat, self.means.to(z.dtype), self.scale_tril.to(z.dtype))
         return chain_rule(per_dim, self.log_weights.to(z.dtype)).view_as(z)
 
-    def log_prob(self, z: Tensor) -> Tensor:
-        """log p(z) per example, ``[B]`` nats."""
-        return self.log_prob_elements(z).flatten(1).sum(1)
+    def kl_elements(self, z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+        if not self.is_fitted:
+            return kl_std_normal_per_dim(mu, logvar)
+        return super().kl_elements(z, mu, logvar)
 
-    @torch.no_grad()
-    def sample(self, n: int, device: torch.device | str | None = None) -> Tensor:
-        """z ~ p(z), ``[n, *latent_shape]`` (global RNG)."""
-        device = self.means.device if device is None else device
-        d = self.means.shape[1]
-        if not bool(self.fitted):
-            return torch.randn(n, *self.latent_shape, device=device)
-        k = torch.multinomial(self.log_weights.exp(), n, replacement=True)
-        eps = torch.randn(n, d, 1, device=self.means.device, dtype=self.means.dtype)
+    def draw(self, eps: Tensor, generator: torch.Generator | None) -> Tensor:
+        if not self.is_fitted:
+            return eps
+        k = torch.multinomial(self.log_weights.exp(), len(eps), True, generator=generator)
+        eps = eps.flatten(1)[:, :, None].to(self.means.dtype)
         z = self.means[k] + (self.scale_tril[k] @ eps).squeeze(-1)
-        return z.view(n, *self.latent_shape).to(device)
+        return z.view(len(eps), *self.shape).to(self.anchor.dtype)
+
+    def fit_to_posteriors(self, posteriors: Tensor, steps: int, seed: int = 0) -> list[float]:
+        """EM on the posterior means ``posteriors[:, 0]`` (:meth:`fit`; ``steps`` unused); with
+        fewer posteriors than components a warning, and the prior is left as it is."""
+        if len(posteriors) < self.n_components:
+            rank_zero_warn(
+                f"{len(posteriors)} posteriors, fewer than the {self.n_components} components of "
+                "the fitted prior; not fitted"
+            )
+            return []
+        return self.fit(posteriors[:, 0], seed)
 
     @torch.no_grad()
     def fit(self, codes: Tensor, seed: int = 0, reg: float = REG_COVAR) -> list[float]:
@@ -124,4 +148,5 @@ class FittedMixturePrior(nn.Module):
         self.means.copy_(means)
         self.scale_tril.copy_(tril)
         self.fitted.fill_(True)
+        self.is_fitted = True
         return history

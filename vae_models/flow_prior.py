@@ -1,9 +1,9 @@
 """An autoregressive-flow prior over a spatial latent (Chen et al. 2016, VLAE, equations 12–14).
 
 The prior p(z) over ``z ∈ ℝ^{C×H×W}`` is the density of an autoregressive flow in raster order over
-the H·W positions. A shallow PixelCNN f (:class:`ar_models.pixelcnn.SpatialNet`: a 3×3 type-A conv,
-``n_blocks`` = 3 type-B residual blocks, then two 1×1 type-B convs) gives at every position i a
-shift μ_i(z_<i) and a log-scale s_i(z_<i) = tanh(·) ∈ (−1, 1) for each channel, and
+the H·W positions. A shallow PixelCNN f (:class:`ar_models.masked_conv.SpatialNet`: a 3×3 type-A
+conv, :data:`N_LAYERS` type-B residual blocks, then two 1×1 type-B convs) gives at every position
+i a shift μ_i(z_<i) and a log-scale s_i(z_<i) = tanh(·) ∈ (−1, 1) for each channel, and
 
     ε_i = (z_i − μ_i(z_<i)) · exp(−s_i(z_<i)),      ε ~ N(0, I),
 
@@ -13,66 +13,42 @@ The Jacobian ∂ε/∂z is triangular in raster order (the masks are spatial, so
 only) with diagonal exp(−s_i); hence the log-determinant −Σ s_i. Within one position the C channels
 are conditionally independent given the earlier positions.
 
-Directions: the density (z → ε) is the cheap one, one network pass for all positions (the MAF
-form of VLAE's equation 13, used in the ELBO's log p(z)); sampling (ε → z, :meth:`inverse`) is
-sequential, one pass per position (H·W = 64 for an 8×8 latent), each on the crop the position
-can see.
+Directions: the density (z → ε) is one network pass for all positions (the MAF form of VLAE's
+equation 13, used in the ELBO's log p(z)); sampling (ε → z, :meth:`inverse`) is sequential, one
+position at a time through the raster sampler of :mod:`ar_models.sampling`. It starts as the
+identity flow (last conv zero: μ = 0, s = 0, p(z) = N(0, I)), not from the handout, for a stable
+start.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from ar_models.errors import ModelConfigError
-from ar_models.pixelcnn import SpatialNet
+from ar_models.masked_conv import SpatialNet
+from ar_models.sampling import CropStepper, IncrementalNet, raster_sample
+from vae_models.gaussians import LOG_2PI
+from vae_models.priors import Prior
 
-LOG_2PI = math.log(2.0 * math.pi)
+#: Residual blocks of the flow's PixelCNN.
+N_LAYERS = 3
 
 
-class AutoregressiveFlowPrior(nn.Module):
+class AutoregressiveFlowPrior(Prior):
     """p(z) for ``z: [B, C, H, W]`` by the autoregressive flow above.
 
     Args:
         channels: C, latent channels.
         height, width: spatial size of the latent (8×8 in HW3 §2).
         n_filters: width of the PixelCNN's residual stream.
-        n_blocks: type-B residual blocks (3).
-        zero_init: start as the identity flow (last conv zero, so μ = 0, s = 0 and p(z) = N(0, I));
-            not from the handout, for a stable start.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        height: int = 8,
-        width: int = 8,
-        n_filters: int = 64,
-        n_blocks: int = 3,
-        zero_init: bool = True,
-    ) -> None:
-        super().__init__()
-        if min(channels, height, width, n_filters) < 1 or n_blocks < 0:
-            raise ModelConfigError(
-                f"need channels, height, width, n_filters >= 1 and n_blocks >= 0, got {channels}, "
-                f"{height}, {width}, {n_filters}, {n_blocks}"
-            )
-        self.shape = (channels, height, width)
-        self.net = SpatialNet(
-            channels,
-            2 * channels,
-            n_filters,
-            n_blocks,
-            bottleneck=max(n_filters // 2, 1),
-            first_kernel=3,
-            block_kernel=3,
-        )
-        if zero_init:
-            last = self.net.layers[-1]
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+    def __init__(self, channels: int, height: int = 8, width: int = 8, n_filters: int = 64) -> None:
+        super().__init__((channels, height, width))
+        self.net = SpatialNet(channels, 2 * channels, n_filters, N_LAYERS, 3, first_kernel=3)
+        last = self.net.layers[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def shift_log_scale(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """μ(z_<i) and s(z_<i) = tanh(·) at every position: two ``[B, C, H, W]`` tensors."""
@@ -85,29 +61,27 @@ class AutoregressiveFlowPrior(nn.Module):
         return (z - mu) * torch.exp(-s), -s.flatten(1).sum(-1)
 
     def log_prob_elements(self, z: Tensor) -> Tensor:
-        """log p(z_{c,i} | z_<i) = log N(ε_{c,i}; 0, 1) − s_{c,i} per element, ``[B, C, H, W]``;
-        the sum over elements is log p(z)."""
+        """log p(z_{c,i} | z_<i) = log N(ε_{c,i}; 0, 1) − s_{c,i} per element, ``[B, C, H, W]``."""
         mu, s = self.shift_log_scale(z)
         eps = (z - mu) * torch.exp(-s)
         return -0.5 * (LOG_2PI + eps**2) - s
 
-    def log_prob(self, z: Tensor) -> Tensor:
-        """log p(z) per example, ``[B]`` nats."""
-        return self.log_prob_elements(z).flatten(1).sum(-1)
-
     @torch.no_grad()
-    def inverse(self, eps: Tensor) -> Tensor:
-        """ε → z: z_i = μ_i(z_<i) + exp(s_i(z_<i)) · ε_i, position by position in raster order."""
-        z = torch.zeros_like(eps)
-        channels = self.shape[0]
-        for row in range(eps.shape[2]):
-            for col in range(eps.shape[3]):
-                out = self.net.forward_at(z, row, col)  # [B, 2C]
-                mu, s = out[:, :channels], torch.tanh(out[:, channels:])
-                z[:, :, row, col] = mu + torch.exp(s) * eps[:, :, row, col]
-        return z
+    def inverse(self, eps: Tensor, cached: bool = True) -> Tensor:
+        """ε → z: z_i = μ_i(z_<i) + exp(s_i(z_<i)) · ε_i, position by position in raster order
+        (``cached=False``: the naive reference, one pass on the crop each position sees)."""
+        n, channels, height, width = eps.shape
+        if cached:
+            stepper = IncrementalNet(self.net.layers, n, height, width)
+        else:
+            stepper = CropStepper(self.net, torch.zeros_like(eps), self.net.receptive_radius)
 
-    @torch.no_grad()
-    def sample(self, n: int, device: torch.device | str | None = None) -> Tensor:
-        """``n`` draws z ~ p(z), ``[n, C, H, W]``."""
-        return self.inverse(torch.randn(n, *self.shape, device=device))
+        def draw(out: Tensor, row: int, col: int) -> tuple[Tensor, Tensor]:
+            mu, s = out[:, :channels], torch.tanh(out[:, channels:])
+            z = mu + torch.exp(s) * eps[:, :, row, col]
+            return z, z
+
+        return raster_sample(stepper, height, width, draw)
+
+    def draw(self, eps: Tensor, generator: torch.Generator | None) -> Tensor:
+        return self.inverse(eps)

@@ -31,10 +31,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from ar_models.ar_mlp import mlp
 from ar_models.base import unpack_batch
-from ar_models.errors import ModelConfigError, check
+from ar_models.errors import check
 from vae_models.base import LatentVariableModel
 from vae_models.gaussians import (
     gaussian_log_prob,
@@ -50,17 +51,6 @@ DECODER_VARIANCES = ("diagonal", "isotropic")
 LOGVAR_RANGE = (-12.0, 8.0)
 
 
-def mlp(n_in: int, n_out: int, hidden: int, n_hidden_layers: int) -> nn.Sequential:
-    """``n_hidden_layers`` ReLU layers of width ``hidden``, then a linear output layer."""
-    layers: list[nn.Module] = []
-    width = n_in
-    for _ in range(n_hidden_layers):
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
-        width = hidden
-    layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
-
-
 class VAE2D(LatentVariableModel):
     """VAE with Gaussian encoder and decoder for ``FloatTensor[B, data_dim]`` batches.
 
@@ -68,8 +58,7 @@ class VAE2D(LatentVariableModel):
         decoder_variance: ``"diagonal"`` (σ²(z) per data dimension) or ``"isotropic"`` (one σ²(z)).
         latent_dim: L, the dimension of z (HW3 §1: 2).
         data_dim: D, the dimension of x (HW3 §1: 2).
-        hidden: width of the hidden layers of encoder and decoder.
-        n_hidden_layers: hidden layers of encoder and decoder (each).
+        hidden_sizes: widths of the hidden layers (ReLU) of the encoder and of the decoder.
         lr: Adam learning rate.
         lr_final_factor: the learning rate decays along a cosine from ``lr`` to
             ``lr * lr_final_factor`` over the trainer's total steps (1.0: constant).
@@ -84,30 +73,25 @@ class VAE2D(LatentVariableModel):
         decoder_variance: str = "diagonal",
         latent_dim: int = 2,
         data_dim: int = 2,
-        hidden: int = 128,
-        n_hidden_layers: int = 2,
+        hidden_sizes: list[int] | None = None,
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
         eval_samples: int = 1,
         iwae_k: int = 100,
         iwae_points: int = 100,
     ) -> None:
-        if decoder_variance not in DECODER_VARIANCES:
-            raise ModelConfigError(
-                f"decoder_variance must be one of {DECODER_VARIANCES}, got {decoder_variance!r}"
-            )
+        check(decoder_variance=decoder_variance, choices=DECODER_VARIANCES)
+        hidden = list(hidden_sizes) if hidden_sizes is not None else [128, 128]
+        check(integer=True, minimum=1, **{f"hidden_sizes[{i}]": h for i, h in enumerate(hidden)})
         check(
             integer=True,
             minimum=1,
             latent_dim=latent_dim,
             data_dim=data_dim,
-            hidden=hidden,
             eval_samples=eval_samples,
             iwae_k=iwae_k,
             iwae_points=iwae_points,
         )
-        if n_hidden_layers < 0:
-            raise ModelConfigError(f"n_hidden_layers must be >= 0, got {n_hidden_layers}")
         # The per-latent-dimension KL terms depend on latent_dim; the base reads them in __init__.
         self.extra_terms = ("kl", "recon", *(f"kl_dim{j}" for j in range(latent_dim)))
         super().__init__(lr=lr, lr_final_factor=lr_final_factor)
@@ -119,8 +103,8 @@ class VAE2D(LatentVariableModel):
         self.iwae_k = iwae_k
         self.iwae_points = iwae_points
         n_dec_var = data_dim if decoder_variance == "diagonal" else 1
-        self.encoder = mlp(data_dim, 2 * latent_dim, hidden, n_hidden_layers)
-        self.decoder = mlp(latent_dim, data_dim + n_dec_var, hidden, n_hidden_layers)
+        self.encoder = mlp([data_dim, *hidden, 2 * latent_dim])
+        self.decoder = mlp([latent_dim, *hidden, data_dim + n_dec_var])
         self._iwae_buffer: list[Tensor] = []
 
     @property
@@ -198,8 +182,7 @@ class VAE2D(LatentVariableModel):
     def iwae(self, x: Tensor, k: int) -> Tensor:
         """IWAE_k(x) = log (1/k) Σ_i w_i ≤ log p(x), per example ``[B]`` in nats (a *lower*
         bound on the log-likelihood; ``-iwae(x, k)`` is comparable with ``nll``)."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        check(integer=True, minimum=1, k=k)
         return iwae_bound(self.log_weights(x, k))
 
     # ------------------------------------------------------------------ sampling

@@ -24,23 +24,21 @@ sampling is C passes, one per number, in the order z_1, …, z_C.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from ar_models.errors import ModelConfigError, check
 from ar_models.made import MaskedLinear, hidden_degrees
-from vae_models.gaussians import soft_clamp
+from vae_models.gaussians import LOG_2PI, soft_clamp
+from vae_models.priors import Prior
 
-LOG_2PI = math.log(2.0 * math.pi)
 #: Range of the mixture components' log σ (K > 1).
 LOG_SCALE_RANGE = (-7.0, 3.0)
 #: The K > 1 components' initial means are spread evenly over ±this.
 INIT_MEAN_SPREAD = 2.0
 
 
-class VectorARPrior(nn.Module):
+class VectorARPrior(Prior):
     """p(z) for ``z: [B, C, 1, 1]``, autoregressive over the C numbers (module docstring).
 
     Args:
@@ -53,10 +51,9 @@ class VectorARPrior(nn.Module):
     def __init__(
         self, channels: int, hidden: int = 256, n_hidden: int = 2, n_components: int = 1
     ) -> None:
-        super().__init__()
+        super().__init__((channels, 1, 1))
         check(integer=True, minimum=1, channels=channels, hidden=hidden, n_components=n_components)
         check(integer=True, minimum=0, n_hidden=n_hidden)
-        self.shape = (channels, 1, 1)
         self.n_components = n_components
         #: parameters per component and number: K = 1 [μ, s]; K > 1 [logit, μ, log σ]
         self.n_params = 2 if n_components == 1 else 3
@@ -114,10 +111,6 @@ class VectorARPrior(nn.Module):
         log_n = -0.5 * (LOG_2PI + ((flat - mu) * torch.exp(-log_sigma)) ** 2) - log_sigma
         return torch.logsumexp(log_pi + log_n, dim=1).view_as(z)
 
-    def log_prob(self, z: Tensor) -> Tensor:
-        """log p(z) per example, ``[B]`` nats."""
-        return self.log_prob_elements(z).flatten(1).sum(-1)
-
     @torch.no_grad()
     def inverse(self, eps: Tensor) -> Tensor:
         """The flow's (K = 1) ε → z: z_d = μ_d(z_<d) + exp(s_d(z_<d)) · ε_d, d = 1, …, C."""
@@ -128,18 +121,15 @@ class VectorARPrior(nn.Module):
             z[:, d] = mu[:, d] + torch.exp(s[:, d]) * eps[:, d]
         return z
 
-    @torch.no_grad()
-    def sample(self, n: int, device: torch.device | str | None = None) -> Tensor:
-        """``n`` draws z ~ p(z), ``[n, C, 1, 1]``, number by number (the flow: through
-        :meth:`inverse`; K > 1: a component, then a Gaussian draw, per conditional)."""
-        dtype = self.net[-1].weight.dtype
-        eps = torch.randn(n, *self.shape, device=device, dtype=dtype)
+    def draw(self, eps: Tensor, generator: torch.Generator | None) -> Tensor:
+        """z from ε ~ N(0, I), number by number: the flow (K = 1) through :meth:`inverse`;
+        K > 1 a component k ~ π_d, then z_d = μ_{d,k} + σ_{d,k} ε_d, per conditional."""
         if self.n_components == 1:
             return self.inverse(eps)
         z = torch.zeros_like(eps)
-        rows = torch.arange(n, device=eps.device)
+        rows = torch.arange(len(eps), device=eps.device)
         for d in range(self.shape[0]):
             log_pi, mu, log_sigma = self.mixture_params(z)
-            k = torch.distributions.Categorical(logits=log_pi[:, :, d]).sample()
+            k = torch.multinomial(log_pi[:, :, d].exp(), 1, generator=generator)[:, 0]
             z[:, d, 0, 0] = mu[rows, k, d] + torch.exp(log_sigma[rows, k, d]) * eps[:, d, 0, 0]
         return z

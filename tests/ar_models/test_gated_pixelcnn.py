@@ -15,14 +15,14 @@ import torch
 from scipy import stats
 
 from ar_models.errors import ModelConfigError
-from ar_models.gated_pixelcnn import GatedPixelCNN, stepped_features
-from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
+from ar_models.gated_pixelcnn import GatedPixelCNN, GatedStepper
+from ar_models.pixelcnn import PixelCNN
+from ar_models.sampling import CropStepper, step_through
 from callbacks.receptive_field import fresh_copy, input_gradient, nominal_field
 
-SMALL = dict(n_filters=8, n_layers=2, skip_channels=32, made_hidden_sizes=(16, 16))
+SMALL = dict(n_filters=32, n_layers=2, made_hidden_sizes=(16, 16))
 CODES = {
-    "": dict(relative_to_first=False),
-    "-relative": dict(relative_to_first=True),
+    "": dict(palette_codes=False),
     "-palette": dict(palette_codes=True),
 }
 VARIANTS: list[dict] = []
@@ -35,7 +35,7 @@ for channel_model, n_classes, codes in itertools.product(("factorised", "made"),
 def make(shape: tuple[int, int, int], seed: int = 0, scale: float = 0.3, **kw: object):
     """A float64 model in eval mode with every parameter redrawn N(0, scale²): the label
     embeddings start at zero, so the default initialisation would hide what labels change. (32
-    skip channels: with a few, all ReLUs of the head can be off at a pixel by chance.)"""
+    filters: with a few, all ReLUs of the head can be off at a pixel by chance.)"""
     torch.manual_seed(seed)
     model = GatedPixelCNN(image_shape=shape, **{**SMALL, **kw}).double().eval()
     generator = torch.Generator().manual_seed(seed)
@@ -135,7 +135,7 @@ def test_redrawing_the_future_leaves_the_conditionals_unchanged(kw: dict) -> Non
 
     def logits(z: torch.Tensor) -> torch.Tensor:
         if model.palette_codes:
-            return model.code_logits(z, model.one_hot(z), y)
+            return model.channel_head.logits(z, model.features(model.one_hot(z), y))
         return model.conditional_logits(z, y=y)
 
     x = torch.randint(0, 4, (1, c, h, w))
@@ -195,7 +195,8 @@ def test_every_cached_step_equals_the_full_pass(kw: dict) -> None:
     x_in = model.embed(x)
     with torch.no_grad():
         full = model.net(x_in, y)
-    assert (stepped_features(model.net, x_in, y) - full).abs().max().item() < 1e-4
+    stepper = GatedStepper(model.net, len(x), *model.image_shape[1:], y)
+    assert (step_through(stepper, x_in) - full).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("n_classes", [0, 10])
@@ -214,7 +215,8 @@ def test_every_cached_step_equals_the_full_pass_default_size(n_classes: int) -> 
     x_in = model.embed(x)
     with torch.no_grad():
         full = model.net(x_in, y)
-    assert (stepped_features(model.net, x_in, y) - full).abs().max().item() < 1e-4
+    stepper = GatedStepper(model.net, len(x), *model.image_shape[1:], y)
+    assert (step_through(stepper, x_in) - full).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("kw", VARIANTS, ids=IDS)
@@ -223,10 +225,11 @@ def test_cropped_pass_is_exact(kw: dict) -> None:
     model = make((3, 10, 9), **kw)
     x_in = model.embed(torch.randint(0, 4, (2, 3, 10, 9)))
     y = labels_for(model, 2)
+    stepper = CropStepper(lambda crop: model.net(crop, y), x_in, model.receptive_radius)
     with torch.no_grad():
         full = model.net(x_in, y)
         for r, c in itertools.product(range(10), range(9)):
-            torch.testing.assert_close(model.net.forward_at(x_in, r, c, y), full[:, :, r, c])
+            torch.testing.assert_close(stepper.step(r, c), full[:, :, r, c])
 
 
 @pytest.mark.parametrize("kw", VARIANTS, ids=IDS)
@@ -246,7 +249,9 @@ def test_cached_and_naive_samplers_draw_the_same_images(kw: dict) -> None:
 def test_sampler_follows_the_model_given_a_label(channel_model: str) -> None:
     """Frequencies of 20,000 samples of 2-channel 1×2 images (256 states) asked for label 2 match
     p(x | y = 2) (chi-square), and differ from p(x | y = 0)."""
-    model = make((2, 1, 2), seed=3, scale=0.6, channel_model=channel_model, n_classes=3)
+    model = make(
+        (2, 1, 2), seed=3, scale=0.6, channel_model=channel_model, n_classes=3, n_filters=8
+    )
     states = all_images((2, 1, 2), 4)
     with torch.no_grad():
         probs = {
@@ -336,8 +341,8 @@ def test_validation_reads_the_labels() -> None:
     "model",
     [
         GatedPixelCNN(image_shape=(3, 4, 4), **SMALL),
-        PixelCNN(image_shape=(3, 4, 4), n_filters=8, n_blocks=1),
-        PixelCNNMADE(image_shape=(3, 4, 4), n_filters=8, n_blocks=1, feature_dim=8),
+        PixelCNN(image_shape=(3, 4, 4), n_filters=8, n_layers=1),
+        PixelCNN(image_shape=(3, 4, 4), n_filters=8, n_layers=1, channel_model="made"),
     ],
     ids=["GatedPixelCNN", "PixelCNN", "PixelCNNMADE"],
 )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
-from ar_models import ARMLP, MADE, Histogram, PixelCNN, PixelCNNMADE
+from ar_models import ARMLP, MADE, Histogram, PixelCNN
 
-SMALL_IMAGE = dict(image_shape=(3, 5, 4), n_filters=8, n_blocks=1, first_kernel=3)
+PixelCNNMADE = functools.partial(PixelCNN, channel_model="made")
+
+SMALL_IMAGE = dict(image_shape=(3, 5, 4), n_filters=8, n_layers=1, first_kernel=3)
 
 
 def blow_up(model: torch.nn.Module, scale: float) -> torch.nn.Module:

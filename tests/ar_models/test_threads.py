@@ -33,8 +33,8 @@ def default_of_three(monkeypatch):
 def test_the_rule_by_kind():
     assert threads.prefers_one_thread(Histogram())
     assert threads.prefers_one_thread(VAE2D())
-    assert not threads.prefers_one_thread(PixelCNN(n_filters=8, n_blocks=1))
-    assert not threads.prefers_one_thread(ConvVAE(width=8, n_res_blocks=1, latent_channels=2))
+    assert not threads.prefers_one_thread(PixelCNN(n_filters=8, n_layers=1))
+    assert not threads.prefers_one_thread(ConvVAE(n_filters=8, n_layers=1, latent_shape=(2, 8, 8)))
     big = torch.nn.Linear(4000, 4000)  # 16M parameters, no convolution
     assert threads.model_kind(big) == "mlp" and not threads.prefers_one_thread(big)
 
@@ -44,7 +44,7 @@ def test_chosen_and_restored(default_of_three):
     assert previous == 3 and torch.get_num_threads() == 1
     threads.restore_threads(previous)
     assert torch.get_num_threads() == 3
-    assert threads.choose_threads(PixelCNN(n_filters=8, n_blocks=1), CPU) is None
+    assert threads.choose_threads(PixelCNN(n_filters=8, n_layers=1), CPU) is None
     assert torch.get_num_threads() == 3
 
 

@@ -30,11 +30,11 @@ from vae_models.vae2d import VAE2D
 
 
 def tiny_pixelcnn() -> PixelCNN:
-    return PixelCNN(image_shape=(3, 6, 6), n_categories=4, n_filters=8, n_blocks=1)
+    return PixelCNN(image_shape=(3, 6, 6), n_categories=4, n_filters=8, n_layers=1)
 
 
 def tiny_conv_vae() -> ConvVAE:
-    return ConvVAE(latent_channels=2, width=8, n_res_blocks=1)
+    return ConvVAE(latent_shape=(2, 8, 8), n_filters=8, n_layers=1)
 
 
 def test_a_model_without_the_hooks_stops_the_fit_at_setup_naming_them(tmp_path):

@@ -24,7 +24,7 @@ def tiny_svhn(folder) -> SVHNDataModule:
 
 def tiny_model(prior: str) -> ConvVAE:
     torch.manual_seed(0)
-    return ConvVAE(prior=prior, latent_channels=2, width=8, n_res_blocks=1, flow_filters=4)
+    return ConvVAE(prior=prior, latent_shape=(2, 8, 8), n_filters=8, n_layers=1, prior_filters=4)
 
 
 def test_rows_start_and_end_at_the_pair():

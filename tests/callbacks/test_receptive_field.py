@@ -4,6 +4,7 @@ gated one (also side by side, as in the docs' figure)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 
 from ar_models.gated_pixelcnn import GatedPixelCNN
-from ar_models.pixelcnn import PixelCNN, PixelCNNMADE
+from ar_models.pixelcnn import PixelCNN
 from callbacks.receptive_field import (
     ReceptiveField,
     comparison_figure,
@@ -20,6 +21,8 @@ from callbacks.receptive_field import (
     input_gradient,
     nominal_field,
 )
+
+PixelCNNMADE = functools.partial(PixelCNN, channel_model="made")
 
 
 def before_in_raster_order(h: int, w: int, row: int, col: int) -> np.ndarray:
@@ -49,7 +52,7 @@ def test_default_configuration_shows_the_blind_spot(cls: type) -> None:
 
 
 def test_small_configuration_support_is_inside_the_nominal_box() -> None:
-    model = fresh_copy(PixelCNN(n_filters=8, n_blocks=2))  # R = 3 + 2 = 5
+    model = fresh_copy(PixelCNN(n_filters=8, n_layers=2))  # R = 3 + 2 = 5
     support = input_gradient(model, (14, 14, 0)) > 0
     rows, cols = np.nonzero(support)
     assert rows.min() >= 14 - 5 and cols.min() >= 14 - 5 and cols.max() <= 14 + 5
@@ -57,7 +60,7 @@ def test_small_configuration_support_is_inside_the_nominal_box() -> None:
 
 
 def test_fresh_copy_is_independent_and_reproducible() -> None:
-    model = PixelCNN(image_shape=(3, 8, 8), n_filters=8, n_blocks=1)
+    model = PixelCNN(image_shape=(3, 8, 8), n_filters=8, n_layers=1)
     model.hparams["_class_path"] = "ar_models.pixelcnn.PixelCNN"  # as LightningCLI leaves it
     before = {k: v.clone() for k, v in model.state_dict().items()}
     a, b = fresh_copy(model, seed=1), fresh_copy(model, seed=1)
@@ -84,7 +87,7 @@ def test_callback_writes_the_figure(tmp_path: Path) -> None:
         enable_model_summary=False,
         callbacks=[callback],
     )
-    model = PixelCNN(image_shape=(3, 10, 10), n_filters=8, n_blocks=1)
+    model = PixelCNN(image_shape=(3, 10, 10), n_filters=8, n_layers=1)
     trainer.fit(model, datamodule=RandomImages())
     assert (tmp_path / "figures" / "receptive_field.png").is_file()
     assert callback.gradient.shape == (10, 10)
@@ -104,7 +107,7 @@ def test_comparison_figure_counts_the_blind_spot(tmp_path: Path) -> None:
     """At the same depth (R = 3 + 3 = 6, 16×16 images) the masked PixelCNN misses part of the
     nominal field above and to the right of the target, the gated one reads all of it."""
     models = {
-        "PixelCNN": PixelCNN(image_shape=(3, 16, 16), n_filters=8, n_blocks=3),
+        "PixelCNN": PixelCNN(image_shape=(3, 16, 16), n_filters=8, n_layers=3),
         "GatedPixelCNN": GatedPixelCNN(image_shape=(3, 16, 16), n_filters=8, n_layers=3),
     }
     field = nominal_field((16, 16), (8, 8), 6)

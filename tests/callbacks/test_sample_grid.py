@@ -30,7 +30,7 @@ def test_image_grid_layout_and_scaling() -> None:
 
 def test_samples_are_seeded_and_leave_the_global_rng_alone() -> None:
     torch.manual_seed(0)
-    model = PixelCNN(image_shape=(3, 4, 4), n_filters=8, n_blocks=1)
+    model = PixelCNN(image_shape=(3, 4, 4), n_filters=8, n_layers=1)
     callback = SampleGrid(n_samples=5, seed=3)
     state = torch.get_rng_state()
     first, second = callback.samples(model), callback.samples(model)
@@ -51,7 +51,7 @@ def tiny_data(tmp_path: Path) -> ColoredMNISTDataModule:
 
 
 def test_grid_pngs_during_and_after_fit(tmp_path: Path, tiny_data: ColoredMNISTDataModule) -> None:
-    model = PixelCNN(image_shape=(3, 6, 6), n_filters=8, n_blocks=1)
+    model = PixelCNN(image_shape=(3, 6, 6), n_filters=8, n_layers=1)
     trainer = pl.Trainer(
         default_root_dir=tmp_path / "run",
         max_epochs=3,

@@ -23,7 +23,7 @@ from vae_models.vae2d import VAE2D
 def short_run(tmp_path, dataset: int, callbacks: list[pl.Callback]) -> pl.Trainer:
     torch.manual_seed(0)
     data = Toy2DDataModule(dataset=dataset, count=3000, batch_size=100)
-    model = VAE2D(hidden=16, n_hidden_layers=1, iwae_k=5, iwae_points=10)
+    model = VAE2D(hidden_sizes=[16], iwae_k=5, iwae_points=10)
     trainer = pl.Trainer(
         default_root_dir=tmp_path,
         max_epochs=1,
@@ -68,7 +68,7 @@ def test_latent_kl_printed_per_dimension(tmp_path, capsys, caplog):
 
 
 def test_callbacks_restore_train_mode(tmp_path):
-    model = VAE2D(hidden=8, n_hidden_layers=1)
+    model = VAE2D(hidden_sizes=[8])
     model.train()
     trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
     data = Toy2DDataModule(dataset=1, count=1000, batch_size=50)
@@ -131,7 +131,7 @@ def test_reconstructions_of_a_conv_vae_without_digit_data(tmp_path):
     """Real-SVHN-format data (digit_domain None): the figure, no accuracy."""
     data = tiny_svhn(tmp_path)
     torch.manual_seed(0)
-    model = ConvVAE(latent_channels=2, width=8, n_res_blocks=1)
+    model = ConvVAE(latent_shape=(2, 8, 8), n_filters=8, n_layers=1)
     trainer = pl.Trainer(
         default_root_dir=tmp_path,
         max_steps=1,

@@ -39,8 +39,7 @@ CONFIG = """\
 model:
   class_path: vae_models.vae2d.VAE2D
   init_args:
-    hidden: 16
-    n_hidden_layers: 2
+    hidden_sizes: [16, 16]
     lr: 0.002
     lr_final_factor: 0.1
     eval_samples: 4

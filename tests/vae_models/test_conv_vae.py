@@ -1,4 +1,4 @@
-"""The convolutional VAE of HW3 §2: shapes, the bits/dim by hand, the three priors, bad input."""
+"""The convolutional VAE of HW3 §2: shapes, the bits/dim by hand, the priors, bad input."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+from torch.distributions import Categorical, MixtureSameFamily
 from torch.utils.data import DataLoader
 
 from ar_models.errors import ModelConfigError
+from callbacks.prior_fit import FitPrior
 from tests.conftest import quiet_trainer
 from vae_models.conv_vae import ConvVAE
 from vae_models.gaussians import soft_clamp
@@ -20,10 +21,15 @@ from vae_models.gaussians import soft_clamp
 D = 3 * 32 * 32
 
 
-def tiny(prior: str = "normal", **kwargs) -> ConvVAE:
+def tiny(prior: str = "normal", side: int = 8, **kwargs) -> ConvVAE:
     torch.manual_seed(0)
     return ConvVAE(
-        prior=prior, latent_channels=2, width=8, n_res_blocks=1, flow_filters=4, **kwargs
+        prior=prior,
+        latent_shape=(2, side, side),
+        n_filters=8,
+        n_layers=1,
+        prior_filters=4,
+        **kwargs,
     )
 
 
@@ -36,17 +42,13 @@ def log_normal(v: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
     return -0.5 * math.log(2 * math.pi) - 0.5 * logvar - (v - mu) ** 2 / (2 * torch.exp(logvar))
 
 
-@pytest.mark.parametrize(
-    "prior, decoder_variance",
-    [("normal", "pixel"), ("flow", "pixel"), ("mixture", "pixel"), ("normal", "channel")],
-)
-def test_bits_per_dim_by_hand(prior, decoder_variance):
-    """bits/dim = [−log N(y; μ(z), σ²(z)) + D ln 256 + log q(z|y) − log p(z)] / (D ln 2), with the
-    random numbers u then the z noise drawn in the model's order."""
-    model = tiny(prior, decoder_variance=decoder_variance).eval()
-    if decoder_variance == "channel":
-        with torch.no_grad():
-            model.decoder_logvar.copy_(torch.tensor([-3.0, -4.0, -5.0]).view(1, 3, 1, 1))
+@pytest.mark.parametrize("prior", ["normal", "flow"])
+def test_bits_per_dim_by_hand(prior):
+    """bits/dim = [−log N(y; μ(z), σ²) + D ln 256 + log q(z|y) − log p(z)] / (D ln 2), one σ² per
+    colour channel, with the random numbers u then the z noise drawn in the model's order."""
+    model = tiny(prior).eval()
+    with torch.no_grad():
+        model.decoder_logvar.copy_(torch.tensor([-3.0, -4.0, -5.0]).view(1, 3, 1, 1))
     x = images()
     torch.manual_seed(123)
     bpd = model.to_bpd(model.nll(x))
@@ -56,29 +58,20 @@ def test_bits_per_dim_by_hand(prior, decoder_variance):
         y = (x.float() + torch.rand(x.shape)) / 256.0
         mu_z, logvar_z = model.encode(y)
         z = mu_z + torch.exp(0.5 * logvar_z) * torch.randn(mu_z.shape)
-        if decoder_variance == "pixel":
-            mu_y, logvar_y = model.decoder(z).chunk(2, dim=1)
-            logvar_y = soft_clamp(logvar_y, -14.0, 4.0)
-        else:  # one log σ² per colour channel, for every pixel and image
-            mu_y = model.decoder(z)
-            logvar_y = torch.tensor([-3.0, -4.0, -5.0]).view(1, 3, 1, 1).expand_as(mu_y)
-            logvar_y = soft_clamp(logvar_y, -14.0, 4.0)
+        mu_y = model.decoder(z)  # one log σ² per colour channel, for every pixel and image
+        logvar_y = torch.tensor([-3.0, -4.0, -5.0]).view(1, 3, 1, 1).expand_as(mu_y)
+        logvar_y = soft_clamp(logvar_y, -14.0, 4.0)
         recon = -log_normal(y, mu_y, logvar_y).sum((1, 2, 3)) + D * math.log(256)
         if prior == "normal":
             kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
-        elif prior == "flow":
-            kl = log_normal(z, mu_z, logvar_z).sum((1, 2, 3)) - model.flow.log_prob(z)
-        else:  # the mixture of diagonal Gaussians over the flattened latent
-            mix = model.mixture
-            components = Independent(Normal(mix.means, mix.log_s().exp()), 1)
-            log_pz = MixtureSameFamily(Categorical(logits=mix.logits), components)
-            kl = log_normal(z, mu_z, logvar_z).sum((1, 2, 3)) - log_pz.log_prob(z.flatten(1))
+        else:
+            kl = log_normal(z, mu_z, logvar_z).sum((1, 2, 3)) - model.prior.log_prob(z)
         expected = (recon + kl) / (D * math.log(2))
     assert torch.allclose(bpd, expected, rtol=1e-5)
     assert torch.all(bpd > 0)
 
 
-@pytest.mark.parametrize("prior", ["normal", "flow", "mixture"])
+@pytest.mark.parametrize("prior", ["normal", "flow"])
 def test_terms_shapes_and_sums(prior):
     model = tiny(prior)
     terms = model.loss_terms(images())
@@ -88,13 +81,11 @@ def test_terms_shapes_and_sums(prior):
     assert torch.allclose(terms["kl"], terms["kl_ch0"] + terms["kl_ch1"], rtol=1e-4, atol=1e-3)
     terms["nll"].mean().backward()
     if prior != "normal":  # a learned prior is trained through the bound
-        grads = [p.grad for p in model.learned_prior.parameters() if p.grad is not None]
+        grads = [p.grad for p in model.prior.parameters() if p.grad is not None]
         assert sum(g.abs().sum() for g in grads) > 0
-    if prior == "mixture":  # its weights, means and scales all
-        assert all(p.grad.abs().sum() > 0 for p in model.mixture.parameters())
 
 
-@pytest.mark.parametrize("prior", ["normal", "flow", "mixture", "fitted"])
+@pytest.mark.parametrize("prior", ["normal", "flow", "fitted"])
 def test_sample_and_hooks(prior):
     model = tiny(prior).eval()
     samples = model.sample(3, decoder_noise=False)
@@ -122,23 +113,25 @@ def test_bad_input_and_config():
     with pytest.raises(ModelConfigError, match="prior"):
         ConvVAE(prior="vamp")
     with pytest.raises(ModelConfigError, match="prior_components must be a positive integer"):
-        ConvVAE(prior="mixture", prior_components=0)
-    with pytest.raises(ModelConfigError, match="width"):
-        ConvVAE(width=30)
-    with pytest.raises(ModelConfigError, match="decoder_variance must be one of"):
-        ConvVAE(decoder_variance="image")
+        ConvVAE(prior="fitted", prior_components=0)
+    with pytest.raises(ModelConfigError, match="prior_components > 1 needs a latent vector"):
+        ConvVAE(prior="flow", prior_components=3)
+    with pytest.raises(ModelConfigError, match="n_filters"):
+        ConvVAE(n_filters=30)
+    with pytest.raises(ModelConfigError, match="prior_training must be one of"):
+        ConvVAE(prior_training="image")
 
 
-@pytest.mark.parametrize("side", [8, 4, 2, 1])
-@pytest.mark.parametrize("prior", ["normal", "flow", "mixture", "fitted"])
-def test_coarser_latents(side, prior):
-    """``latent_side`` s gives a C_z × s × s latent: the posterior, the prior's samples and the
-    per-channel KL terms have that shape and still add up to the bound."""
-    model = tiny(prior, latent_side=side)
+@pytest.mark.parametrize("side", [8, 1])
+@pytest.mark.parametrize("prior", ["normal", "flow", "fitted"])
+def test_latent_shapes(side, prior):
+    """``latent_shape`` (C_z, s, s): the posterior, the prior's samples and the per-channel KL
+    terms have that shape and still add up to the bound."""
+    model = tiny(prior, side)
     x = images(3)
     assert model.latent_shape == (2, side, side)
     assert model.posterior_mean(x).shape == (3, 2, side, side)
-    assert model.sample_prior(4).shape == (4, 2, side, side)
+    assert model.prior.sample(4).shape == (4, 2, side, side)
     assert model.sample(2).shape == (2, 3, 32, 32)
     terms = model.loss_terms(x)
     assert torch.allclose(terms["kl_ch0"] + terms["kl_ch1"], terms["kl"], atol=1e-4)
@@ -148,10 +141,10 @@ def test_coarser_latents(side, prior):
     assert sum(linear) == (2 if side == 1 else 0)
 
 
-def test_bad_latent_side():
-    for side in (3, 16, 0, True):
-        with pytest.raises(ModelConfigError, match="latent_side must be one of"):
-            ConvVAE(latent_side=side)
+def test_bad_latent_shape():
+    for shape in ((2, 3, 3), (2, 16, 16), (2, 8, 4), (2, 8), (0, 8, 8)):
+        with pytest.raises(ModelConfigError, match="latent_shape must be|latent_channels"):
+            ConvVAE(latent_shape=shape)
 
 
 def test_free_bits_and_warmup_objective():
@@ -192,14 +185,14 @@ class FitRecorder(pl.Callback):
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
-            self.fitted.append(bool(pl_module.mixture.fitted))
+            self.fitted.append(pl_module.prior.is_fitted)
 
 
 def test_fitted_prior_is_normal_until_fitted_then_the_mixture():
     """prior="fitted" gives the N(0, I) model's terms (same weights, same random numbers) until
-    ``fit_prior``; then the bound is the one-sample KL against the fitted mixture."""
-    normal = tiny("normal", latent_side=2)
-    fitted = tiny("fitted", prior_components=2, latent_side=2)
+    its fit; then the bound is the one-sample KL against the fitted mixture."""
+    normal = tiny("normal", 1)
+    fitted = tiny("fitted", 1, prior_components=2)
     fitted.load_state_dict(normal.state_dict(), strict=False)
     x = images(3)
     for seed in (0, 1):
@@ -209,8 +202,8 @@ def test_fitted_prior_is_normal_until_fitted_then_the_mixture():
         got = fitted.loss_terms(x)
         assert all(torch.allclose(got[k], expected[k]) for k in expected)
     torch.manual_seed(0)
-    fitted.fit_prior(torch.randn(40, 2, 2, 2) * 0.5 + 1.0)
-    mixture = fitted.mixture
+    fitted.prior.fit(torch.randn(40, 2, 1, 1) * 0.5 + 1.0)
+    mixture = fitted.prior
     cov = mixture.scale_tril @ mixture.scale_tril.transpose(1, 2)
     components = torch.distributions.MultivariateNormal(mixture.means, covariance_matrix=cov)
     log_pz = MixtureSameFamily(Categorical(logits=mixture.log_weights), components)
@@ -224,19 +217,19 @@ def test_fitted_prior_is_normal_until_fitted_then_the_mixture():
         kl = log_normal(z, mu_z, logvar_z).sum((1, 2, 3)) - log_pz.log_prob(z.flatten(1))
     assert torch.allclose(terms["kl"], kl, rtol=1e-4, atol=1e-2)
     assert torch.allclose(terms["kl_ch0"] + terms["kl_ch1"], terms["kl"], atol=1e-2)
-    assert fitted.sample_prior(3).shape == (3, 2, 2, 2)
-    with pytest.raises(ModelConfigError, match="fit_prior needs prior='fitted'"):
-        normal.fit_prior(torch.randn(4, 2, 2, 2))
+    assert fitted.prior.sample(3).shape == (3, 2, 1, 1)
+    with pytest.raises(ModelConfigError, match="no parameters to fit"):
+        normal.prior.fit_to_posteriors(torch.randn(4, 2, 2, 1, 1), steps=1)
 
 
 def test_prior_is_fitted_in_the_last_epochs_and_kept_in_checkpoints(tmp_path):
-    """With prior_fit_epochs F the mixture is fitted at the validation start of the last F
+    """With FitPrior(last_epochs=F) the mixture is fitted at the validation start of the last F
     epochs, from the posterior means of that epoch's training batches, and a checkpoint saved
     afterwards loads with the same fitted prior."""
-    model = tiny("fitted", prior_components=2, prior_fit_epochs=1, latent_side=1)
+    model = tiny("fitted", 1, prior_components=2)
     batches = [images(8) for _ in range(2)]
     recorder = FitRecorder()
-    trainer = quiet_trainer(tmp_path, max_epochs=3, callbacks=[recorder])
+    trainer = quiet_trainer(tmp_path, max_epochs=3, callbacks=[FitPrior(last_epochs=1), recorder])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few batches, no workers
         trainer.fit(model, DataLoader(batches, batch_size=None), DataLoader(batches[:1], None))
@@ -244,5 +237,5 @@ def test_prior_is_fitted_in_the_last_epochs_and_kept_in_checkpoints(tmp_path):
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     loaded = ConvVAE.load_from_checkpoint(path)
-    assert bool(loaded.mixture.fitted)
-    assert torch.equal(loaded.mixture.means, model.mixture.means)
+    assert loaded.prior.is_fitted
+    assert torch.equal(loaded.prior.means, model.prior.means)

@@ -82,3 +82,10 @@ def test_zero_init_is_standard_normal():
     expected = (-0.5 * (math.log(2 * math.pi) + z**2)).flatten(1).sum(-1)
     assert torch.allclose(flow.log_prob(z), expected, atol=1e-5)
     assert flow.sample(2).shape == (2, *SHAPE)
+
+
+def test_cached_and_naive_inverse_agree():
+    """Sampling runs through the raster sampler; its cached and naive steppers give the same z."""
+    flow = random_flow((3, 6, 5))
+    eps = torch.randn(4, 3, 6, 5, dtype=torch.float64)
+    torch.testing.assert_close(flow.inverse(eps, cached=True), flow.inverse(eps, cached=False))

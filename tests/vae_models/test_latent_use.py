@@ -114,7 +114,7 @@ def optimal_data1_vae() -> VAE2D:
     Dataset 1 is x = m + a v̂ z + ε, a² = 24, v̂ = (1, 1)/√2, ε ~ N(0, I), so p(z|x) is
     N(a v̂ᵀ(x − m) / 25, 1/25) for z0 and the prior N(0, 1) for z1: one active unit
     (Var_x E[z0|x] = 24/25) and I(x; z) = ½ ln 25 nats."""
-    model = VAE2D(latent_dim=2, n_hidden_layers=0)
+    model = VAE2D(latent_dim=2, hidden_sizes=[])
     a, v = math.sqrt(24.0), torch.tensor([1.0, 1.0]) / math.sqrt(2.0)
     m = torch.tensor([1.0, 2.0])
     layer = model.encoder[0]  # Linear(2, 4): (μ0, μ1, logvar0, logvar1)
@@ -155,12 +155,12 @@ def images(n: int) -> torch.Tensor:
 
 def tiny_conv() -> ConvVAE:
     torch.manual_seed(0)
-    return ConvVAE(latent_channels=2, width=8, n_res_blocks=1)
+    return ConvVAE(latent_shape=(2, 8, 8), n_filters=8, n_layers=1)
 
 
 def tiny_pixel() -> PixelVAE:
     torch.manual_seed(0)
-    return PixelVAE(latent_channels=2, width=8, n_res_blocks=1, pixel_filters=8, n_mixtures=2)
+    return PixelVAE(latent_shape=(2, 8, 8), n_filters=8, n_layers=1, pixel_filters=8, n_mixtures=2)
 
 
 def collapse_encoder(model: torch.nn.Module) -> None:

@@ -13,16 +13,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from ar_models.errors import ModelConfigError
+from ar_models.sampling import CropStepper
 from callbacks.sample_grid import SampleGrid
 from datamodules.svhn import SVHNDataModule
 from vae_models import dmol
 from vae_models.gaussians import soft_clamp
-from vae_models.pixel_vae import (
+from vae_models.pixel_decoder import (
     CachedPixelCNN,
     ConditionalPixelCNN,
-    PixelVAE,
+    layout,
     receptive_field,
 )
+from vae_models.pixel_vae import PixelVAE
 
 D = 3 * 32 * 32
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hw3"
@@ -31,15 +33,12 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hw3"
 def tiny(prior: str = "normal", **kwargs) -> PixelVAE:
     torch.manual_seed(0)
     options = dict(
-        latent_channels=2,
-        width=8,
-        n_res_blocks=1,
+        latent_shape=(2, 8, 8),
+        n_filters=8,
+        n_layers=1,
         pixel_filters=8,
-        pixel_layers=2,
-        first_kernel=5,
-        kernel=3,
+        receptive_radius=4,
         n_mixtures=2,
-        flow_filters=4,
     )
     options.update(kwargs)
     return PixelVAE(prior=prior, **options)
@@ -61,18 +60,13 @@ def closed_form_field(p0: int, p: int, n_layers: int) -> torch.Tensor:
     return field
 
 
-def decoder_net(
-    n_layers: int, first_kernel: int, kernel: int, mean_skip: bool, n_filters: int = 6
-) -> ConditionalPixelCNN:
+def decoder_net(radius: int, n_filters: int = 6, pixel_dropout: float = 0.0):
     """A seeded decoder on 4 conditioning channels; its mean skip (zero at the start) is given
     random weights, so that it reads the pixels."""
     torch.manual_seed(0)
-    net = ConditionalPixelCNN(
-        4, n_filters, n_layers, first_kernel, kernel, n_mixtures=2, mean_skip=mean_skip
-    )
-    if mean_skip:
-        torch.nn.init.normal_(net.mean_skip.weight, std=0.3)
-        torch.nn.init.normal_(net.mean_cond.weight, std=0.3)
+    net = ConditionalPixelCNN(4, n_filters, radius, n_mixtures=2, pixel_dropout=pixel_dropout)
+    torch.nn.init.normal_(net.mean_skip.weight, std=0.3)
+    torch.nn.init.normal_(net.mean_cond.weight, std=0.3)
     return net
 
 
@@ -85,24 +79,17 @@ def test_receptive_field_closed_form(first_kernel, kernel, n_layers):
 
 
 @pytest.mark.parametrize(
-    "first_kernel, kernel, n_layers, pixels",
-    [
-        (5, 3, 2, [(10, 13), (0, 5), (1, 31), (31, 0)]),
-        (3, 3, 0, [(7, 7)]),
-        (3, 5, 1, [(9, 20), (2, 1)]),
-    ],
+    "radius, pixels",
+    [(4, [(10, 13), (0, 5), (1, 31), (31, 0)]), (1, [(7, 7)]), (2, [(9, 20), (2, 1)])],
 )
-@pytest.mark.parametrize("mean_skip", [False, True])
-def test_decoder_reads_exactly_its_receptive_field(
-    first_kernel, kernel, n_layers, pixels, mean_skip
-):
+def test_decoder_reads_exactly_its_receptive_field(radius, pixels):
     """Gradients of the decoder output at (r, c) with respect to its input pixels: non-zero on
     the configured field (clipped at the image's edges), zero everywhere else, in particular at
     (r, c) and every pixel after it in raster order."""
-    net = decoder_net(n_layers, first_kernel, kernel, mean_skip).double()
-    radius = net.receptive_radius
-    assert radius == first_kernel // 2 + n_layers * (kernel // 2)
-    field = receptive_field(first_kernel, kernel, n_layers)
+    net = decoder_net(radius).double()
+    first_kernel, n_layers = layout(radius)
+    assert net.receptive_radius == radius == first_kernel // 2 + n_layers
+    field = receptive_field(first_kernel, 3, n_layers)
     v = torch.rand(1, 3, 32, 32, dtype=torch.float64, requires_grad=True)
     c = torch.randn(1, 4, 32, 32, dtype=torch.float64)
     out = net(v, c)
@@ -118,12 +105,10 @@ def test_decoder_reads_exactly_its_receptive_field(
         assert not seen.flatten()[row * 32 + col :].any()
 
 
-@pytest.mark.parametrize("global_cond", [False, True])
-def test_model_decoder_ignores_pixels_at_and_after_i(global_cond):
+def test_model_decoder_ignores_pixels_at_and_after_i():
     """Changing the pixels at and after (r, c) (all channels) leaves the DMOL parameters at
-    (r, c) unchanged: the same pixel's channels enter only through the DMOL coefficients (also
-    with the image-wide mean of c(z), which depends on z only)."""
-    model = tiny(mean_skip=True, global_cond=global_cond).eval()
+    (r, c) unchanged: the same pixel's channels enter only through the DMOL coefficients."""
+    model = tiny().eval()
     x = images(1)
     z = torch.randn(1, *model.latent_shape)
     row, col = 12, 9
@@ -155,7 +140,7 @@ def test_bits_per_dim_by_hand(prior):
             kl = (0.5 * (logvar_z.exp() + mu_z**2 - 1 - logvar_z)).sum((1, 2, 3))
         else:
             log_q = -0.5 * (math.log(2 * math.pi) + logvar_z + (z - mu_z) ** 2 / logvar_z.exp())
-            kl = log_q.sum((1, 2, 3)) - model.flow.log_prob(z)
+            kl = log_q.sum((1, 2, 3)) - model.prior.log_prob(z)
         expected = (recon + kl) / (D * math.log(2))
     assert torch.allclose(bpd, expected, rtol=1e-5)
     assert torch.all(bpd > 0)
@@ -192,29 +177,27 @@ def test_iwae_is_above_the_elbo_of_the_same_samples():
     assert ((log_w.mean(0) - elbo).abs() / (D * math.log(2)) < 0.05).all()
 
 
-@pytest.mark.parametrize("mean_skip", [False, True])
-def test_cached_step_equals_the_full_pass(mean_skip):
-    net = decoder_net(2, 5, 3, mean_skip, n_filters=8)
+def test_cached_step_equals_the_full_pass():
+    net = decoder_net(4, n_filters=8)
     v = 2 * torch.rand(3, 3, 32, 32) - 1
     c = torch.randn(3, 4, 32, 32)
     with torch.no_grad():
         full = net(v, c)
         stepper = CachedPixelCNN(net, c)
+        naive = CropStepper(net, v, net.receptive_radius, c)
         for row in range(32):
             for col in range(32):
                 step = stepper.step(row, col)
                 assert torch.allclose(step, full[:, :, row, col], atol=1e-5), (row, col)
-                crop = net.forward_at(v, c, row, col)
+                crop = naive.step(row, col)
                 assert torch.allclose(crop, full[:, :, row, col], atol=1e-5), (row, col)
                 stepper.write_input(row, col, v[:, :, row, col])
 
 
-@pytest.mark.parametrize("mean_skip, global_cond", [(False, False), (True, False), (True, True)])
-def test_cached_and_naive_samples_are_the_same_images(mean_skip, global_cond):
-    model = tiny(mean_skip=mean_skip, global_cond=global_cond).double().eval()
-    if mean_skip:
-        torch.nn.init.normal_(model.pixelcnn.mean_skip.weight, std=0.3)
-        torch.nn.init.normal_(model.pixelcnn.mean_cond.weight, std=0.3)
+def test_cached_and_naive_samples_are_the_same_images():
+    model = tiny().double().eval()
+    torch.nn.init.normal_(model.pixelcnn.mean_skip.weight, std=0.3)
+    torch.nn.init.normal_(model.pixelcnn.mean_cond.weight, std=0.3)
     a = model.sample(2, generator=torch.Generator().manual_seed(5))
     b = model.sample(2, generator=torch.Generator().manual_seed(5), cached=False)
     assert torch.equal(a, b)
@@ -250,15 +233,13 @@ def test_bad_input_and_config():
         model.nll(torch.zeros(2, 3, 28, 28, dtype=torch.long))
     for bad, message in [
         (dict(prior="vamp"), "prior"),
-        (dict(width=30), "width must be divisible by 4"),
-        (dict(first_kernel=4), "first_kernel must be an odd integer >= 3"),
-        (dict(first_kernel=1), "first_kernel must be an odd integer >= 3"),
-        (dict(kernel=2), "kernel must be an odd integer >= 1"),
+        (dict(n_filters=30), "n_filters must be divisible by 4"),
+        (dict(receptive_radius=0), "receptive_radius must be a positive integer"),
+        (dict(receptive_radius=2.5), "receptive_radius must be a positive integer"),
         (dict(n_mixtures=0), "n_mixtures must be a positive integer"),
-        (dict(pixel_layers=-1), "pixel_layers must be an integer >= 0"),
+        (dict(pixel_filters=1), "pixel_filters must be an integer >= 2"),
         (dict(free_bits=-0.5), "free_bits must be a finite number >= 0"),
         (dict(aux_weight=-1.0), "aux_weight must be a finite number >= 0"),
-        (dict(aux_weight=1.0, aux_variance="pixel"), "aux_variance must be one of"),
         (dict(lr_final_factor=0.0), "lr_final_factor must be in"),
         (dict(lr=0.0), "lr must be > 0"),
     ]:
@@ -311,13 +292,13 @@ def test_kl_warmup_objective():
     assert loss.item() == pytest.approx((terms["recon"].mean() / D).item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("aux_variance, n_variances", [("channel", 3), ("shared", 1)])
-def test_auxiliary_decoder_objective(aux_variance: str, n_variances: int):
+def test_auxiliary_decoder_objective():
     """With aux_weight α the training loss is [mean −ELBO + α · mean aux] / D, aux =
     −log N(y; μ_aux(c), σ²_aux) + D ln 256 with y = (x + u)/256 and the auxiliary head on the
     same c = c(z) (random numbers: z noise, then u); the bound does not read it. σ²_aux is one
-    learned number per colour channel ("channel") or one for all three ("shared")."""
-    model = tiny(aux_weight=0.5, aux_variance=aux_variance)
+    learned number per colour channel."""
+    n_variances = 3
+    model = tiny(aux_weight=0.5)
     assert model.aux_head.logvar.numel() == n_variances
     with torch.no_grad():  # distinct values, so that a wrong broadcast would change the loss
         model.aux_head.logvar.copy_(torch.linspace(-3.0, -2.0, n_variances).view(1, -1, 1, 1))
@@ -412,10 +393,7 @@ def test_pixel_dropout_hides_inputs_in_training_only():
     """With pixel_dropout p the training-mode decoder at (r, c) reads a random part of its field
     (about 1 − p of it, never outside it, never at or after (r, c)); in evaluation it reads
     the whole field and is deterministic."""
-    torch.manual_seed(0)
-    net = ConditionalPixelCNN(4, 6, 2, 5, 3, n_mixtures=2, mean_skip=True, pixel_dropout=0.5)
-    net = net.double()
-    torch.nn.init.normal_(net.mean_skip.weight, std=0.3)
+    net = decoder_net(4, pixel_dropout=0.5).double()
     field = receptive_field(5, 3, 2)
     radius = net.receptive_radius
     row, col = 12, 14
@@ -444,53 +422,10 @@ def test_pixel_dropout_hides_inputs_in_training_only():
         tiny(pixel_dropout=1.0)
 
 
-def test_coarser_latent():
-    """``latent_side`` 2: a C_z × 2 × 2 latent, sampled and decoded like the 8 × 8 one."""
-    model = tiny(latent_side=2)
+def test_global_latent():
+    """``latent_shape`` (C, 1, 1): a latent vector, sampled and decoded like the 8 × 8 one."""
+    model = tiny(latent_shape=(2, 1, 1))
     x = images(2)
-    assert model.posterior_mean(x).shape == (2, 2, 2, 2)
+    assert model.posterior_mean(x).shape == (2, 2, 1, 1)
     assert torch.isfinite(model.nll(x)).all()
     assert model.sample(1, generator=torch.Generator().manual_seed(0)).shape == (1, 3, 32, 32)
-
-
-def test_pixel_dropout_schedule(tmp_path):
-    """With pixel_dropout_final the decoder's dropout at step t of T is p₀ + (p₁ − p₀)·t/T."""
-    seen: list[float] = []
-
-    class Record(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, *args) -> None:
-            seen.append(pl_module.pixelcnn.pixel_dropout)
-
-    model = tiny(pixel_dropout=0.6, pixel_dropout_final=0.1)
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        max_steps=5,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[Record()],
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # few batches
-        trainer.fit(model, DataLoader([images(2, seed) for seed in range(5)], batch_size=None))
-    assert seen == pytest.approx([0.6 - 0.5 * t / 5 for t in range(5)])
-    with pytest.raises(ModelConfigError, match="pixel_dropout_final"):
-        tiny(pixel_dropout_final=-0.1)
-
-
-def test_image_dropout_hides_whole_images():
-    """With image_dropout q (and no pixel dropout) a training-mode decoder reads either all of
-    its field or none of it, the latter for about q of the images."""
-    torch.manual_seed(0)
-    net = ConditionalPixelCNN(4, 6, 1, 3, 3, n_mixtures=2, image_dropout=0.5).double().train()
-    v = torch.rand(200, 3, 32, 32, dtype=torch.float64, requires_grad=True)
-    c = torch.randn(200, 4, 32, 32, dtype=torch.float64)
-    (grad,) = torch.autograd.grad(net(v, c)[:, :, 10, 10].sum(), v)
-    seen = (grad.abs().sum(1) > 0).flatten(1).sum(1)  # pixels read, per image
-    full = int(receptive_field(3, 3, 1).sum())
-    assert set(seen.tolist()) <= {0, full}
-    assert 0.35 < (seen == 0).double().mean().item() < 0.65
-    with pytest.raises(ModelConfigError, match="image_dropout"):
-        tiny(image_dropout=1.0)

@@ -25,7 +25,7 @@ def trained() -> tuple[VAE2D, torch.Tensor]:
     torch.manual_seed(0)
     x = torch.from_numpy(sample_data_3()[0]).float()
     train, test = x[:80000], x[80000:81000]
-    model = VAE2D(hidden=32, n_hidden_layers=2)
+    model = VAE2D(hidden_sizes=[32, 32])
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(600):
         batch = train[torch.randint(0, len(train), (256,))]
@@ -40,7 +40,7 @@ def trained() -> tuple[VAE2D, torch.Tensor]:
 @pytest.mark.parametrize("decoder_variance", ["diagonal", "isotropic"])
 def test_loss_terms_add_up(decoder_variance):
     torch.manual_seed(0)
-    model = VAE2D(decoder_variance=decoder_variance, latent_dim=3, hidden=16)
+    model = VAE2D(decoder_variance=decoder_variance, latent_dim=3, hidden_sizes=[16, 16])
     x = torch.randn(9, 2) * 3
     terms = model.loss_terms(x)
     assert set(terms) == {"nll", "kl", "recon", "kl_dim0", "kl_dim1", "kl_dim2"}
@@ -108,7 +108,7 @@ def test_test_epoch_logs_iwae_and_elbo_on_the_first_points():
             return super().log_weights(x, k)
 
     torch.manual_seed(0)
-    model = Recording(hidden=8, n_hidden_layers=1, iwae_k=7, iwae_points=25, eval_samples=3)
+    model = Recording(hidden_sizes=[8], iwae_k=7, iwae_points=25, eval_samples=3)
     x = torch.randn(60, 2)
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     (result,) = trainer.test(model, dataloaders=DataLoader(x, batch_size=10), verbose=False)
@@ -124,7 +124,7 @@ def test_test_epoch_logs_iwae_and_elbo_on_the_first_points():
 
 def test_sample_shapes_and_noise():
     torch.manual_seed(0)
-    model = VAE2D(hidden=8)
+    model = VAE2D(hidden_sizes=[8, 8])
     noisy, means = model.sample(50), model.sample(50, decoder_noise=False)
     assert noisy.shape == means.shape == (50, 2) and noisy.dtype == torch.float32
     assert not torch.equal(noisy, means)
@@ -132,7 +132,7 @@ def test_sample_shapes_and_noise():
 
 @pytest.mark.parametrize("scale", [1e4, 1e8])
 def test_extreme_inputs_give_finite_losses_and_gradients(scale):
-    model = VAE2D(hidden=16)
+    model = VAE2D(hidden_sizes=[16, 16])
     x = torch.tensor([[scale, -scale], [0.0, 0.0]])
     loss = model.loss_terms(x)["nll"].mean()
     loss.backward()
@@ -162,7 +162,7 @@ def test_wrong_batch_shape_is_named():
 
 
 def test_cosine_schedule_reaches_the_final_factor(tmp_path):
-    model = VAE2D(hidden=8, n_hidden_layers=1, lr=0.01, lr_final_factor=0.1)
+    model = VAE2D(hidden_sizes=[8], lr=0.01, lr_final_factor=0.1)
     data = Toy2DDataModule(dataset=1, count=2000, batch_size=100)
     trainer = pl.Trainer(
         default_root_dir=tmp_path,

@@ -14,10 +14,13 @@ from torch.distributions import Categorical, MixtureSameFamily, Normal
 from torch.utils.data import DataLoader
 
 from ar_models.errors import ModelConfigError
+from callbacks.prior_fit import FitPrior
 from tests.conftest import quiet_trainer
-from vae_models.conv_vae import ConvVAE, flow_prior_or_none
+from vae_models.conv_vae import ConvVAE
 from vae_models.flow_prior import AutoregressiveFlowPrior
+from vae_models.image_vae import make_prior
 from vae_models.pixel_vae import PixelVAE
+from vae_models.priors import StandardNormalPrior
 from vae_models.vector_prior import VectorARPrior
 
 C = 5
@@ -145,30 +148,26 @@ def test_zero_init_is_standard_normal_and_bad_config():
         flow.log_prob(torch.randn(3, C, 2, 2))
     with pytest.raises(ModelConfigError, match="K > 1"):
         VectorARPrior(C, n_components=2).shift_log_scale(z)
-    with pytest.raises(ModelConfigError, match="needs a 1×1 latent"):
-        ConvVAE(prior="flow", flow_components=3)
+    with pytest.raises(ModelConfigError, match="needs a latent vector"):
+        ConvVAE(prior="flow", prior_components=3)
     with pytest.raises(ModelConfigError, match="prior_training must be one of"):
         ConvVAE(prior="flow", prior_training="em")
-    with pytest.raises(ModelConfigError, match="trains a learned prior"):
-        ConvVAE(prior="normal", prior_training="posterior")
 
 
 def test_the_vaes_take_the_vector_flow_for_a_global_latent():
     """``prior: flow`` is the flow over positions for a spatial latent and over the channels for a
     1×1 one (which has a single position), in ConvVAE and PixelVAE alike."""
-    assert isinstance(flow_prior_or_none("flow", (4, 8, 8), 8, 1), AutoregressiveFlowPrior)
-    assert isinstance(flow_prior_or_none("flow", (4, 1, 1), 8, 1), VectorARPrior)
-    assert flow_prior_or_none("normal", (4, 1, 1), 8, 1) is None
+    assert isinstance(make_prior("flow", (4, 8, 8), 8, 1), AutoregressiveFlowPrior)
+    assert isinstance(make_prior("flow", (4, 1, 1), 8, 1), VectorARPrior)
+    assert isinstance(make_prior("normal", (4, 1, 1), 8, 1), StandardNormalPrior)
     torch.manual_seed(0)
     conv = ConvVAE(
-        prior="flow", latent_side=1, latent_channels=3, width=8, n_res_blocks=1, flow_components=2
+        prior="flow", latent_shape=(3, 1, 1), n_filters=8, n_layers=1, prior_components=2
     )
-    pixel = PixelVAE(
-        prior="flow", latent_side=1, latent_channels=3, width=8, n_res_blocks=1, pixel_filters=8
-    )
+    pixel = PixelVAE(prior="flow", latent_shape=(3, 1, 1), n_filters=8, n_layers=1, pixel_filters=8)
     for model in (conv, pixel):
-        assert isinstance(model.flow, VectorARPrior)
-        last = model.flow.net[-1]
+        assert isinstance(model.prior, VectorARPrior)
+        last = model.prior.net[-1]
         nn.init.normal_(last.weight, std=0.3)
         x = torch.randint(0, 256, (2, 3, 32, 32))
         terms = model.loss_terms(x)
@@ -180,7 +179,7 @@ def test_the_vaes_take_the_vector_flow_for_a_global_latent():
 
 def tiny_global(prior: str, **kwargs) -> ConvVAE:
     torch.manual_seed(0)
-    return ConvVAE(prior=prior, latent_side=1, latent_channels=3, width=8, n_res_blocks=1, **kwargs)
+    return ConvVAE(prior=prior, latent_shape=(3, 1, 1), n_filters=8, n_layers=1, **kwargs)
 
 
 def test_posterior_training_objective_and_gradients():
@@ -188,8 +187,8 @@ def test_posterior_training_objective_and_gradients():
     − log p(sg(z))] / D; the encoder and decoder get exactly the gradients of the same model with
     p(z) = N(0, I), and the prior those of −log p(z) at the detached draws; the logged bound
     (``loss_terms``) is still the ELBO under the learned prior."""
-    options = dict(beta=2.0, flow_filters=8, flow_blocks=1)
-    model = tiny_global("flow", prior_training="posterior", flow_components=3, **options)
+    options = dict(beta=2.0, prior_filters=8)
+    model = tiny_global("flow", prior_training="posterior", prior_components=3, **options)
     normal = tiny_global("normal", **options)
     normal.load_state_dict(model.state_dict(), strict=False)  # the same encoder and decoder
     x = torch.randint(0, 256, (4, 3, 32, 32), generator=torch.Generator().manual_seed(1))
@@ -201,14 +200,14 @@ def test_posterior_training_objective_and_gradients():
         normal_loss = normal.training_step(x, 0)
     torch.manual_seed(0)
     recon, z, mu_z, logvar_z = model.recon_and_latent(x)
-    prior_nll = -model.flow.log_prob(z.detach())
+    prior_nll = -model.prior.log_prob(z.detach())
     assert loss.item() == pytest.approx(normal_loss.item() + prior_nll.mean().item() / D, rel=1e-6)
     loss.backward()
     normal_loss.backward()
     for name, p in normal.named_parameters():
         assert torch.allclose(dict(model.named_parameters())[name].grad, p.grad, atol=1e-7), name
-    (expected,) = torch.autograd.grad(prior_nll.mean() / D, [model.flow.net[-1].weight])
-    assert torch.allclose(model.flow.net[-1].weight.grad, expected)
+    (expected,) = torch.autograd.grad(prior_nll.mean() / D, [model.prior.net[-1].weight])
+    assert torch.allclose(model.prior.net[-1].weight.grad, expected)
     assert expected.abs().sum() > 0
     model.eval()
     torch.manual_seed(3)
@@ -218,17 +217,17 @@ def test_posterior_training_objective_and_gradients():
     log_q = (-0.5 * (math.log(2 * math.pi) + logvar_z + (z - mu_z) ** 2 / logvar_z.exp())).sum(
         (1, 2, 3)
     )
-    assert torch.allclose(terms["kl"], log_q - model.flow.log_prob(z), atol=1e-4)
+    assert torch.allclose(terms["kl"], log_q - model.prior.log_prob(z), atol=1e-4)
 
 
 def test_posterior_training_fits_the_prior_to_the_posterior():
     """Trained by ``prior_training="posterior"`` on a fixed encoder's draws, the prior's
     log-likelihood of them rises well above N(0, I)'s (the fit the option is for)."""
-    model = tiny_global("flow", prior_training="posterior", flow_components=3, flow_filters=16)
+    model = tiny_global("flow", prior_training="posterior", prior_components=3, prior_filters=16)
     head = [m for m in model.encoder if isinstance(m, nn.Linear)][-1]  # → μ, log σ²
     with torch.no_grad():
         head.bias[:3] = torch.tensor([2.0, -1.0, 0.5])  # μ far from 0
-    optimiser = torch.optim.Adam(model.flow.parameters(), lr=1e-2)
+    optimiser = torch.optim.Adam(model.prior.parameters(), lr=1e-2)
     x = torch.randint(0, 256, (32, 3, 32, 32), generator=torch.Generator().manual_seed(2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log without a trainer
@@ -238,30 +237,44 @@ def test_posterior_training_fits_the_prior_to_the_posterior():
             optimiser.step()
     z = model.posterior_mean(x)
     normal = (-0.5 * (math.log(2 * math.pi) + z**2)).flatten(1).sum(-1)
-    assert (model.flow.log_prob(z) - normal).mean() > 2.0
+    assert (model.prior.log_prob(z) - normal).mean() > 2.0
+
+
+def test_normal_prior_trains_the_same_either_way():
+    """With p(z) = N(0, I) there is no prior to train: ``prior_training="posterior"`` gives the
+    training loss of ``"elbo"``."""
+    x = torch.randint(0, 256, (4, 3, 32, 32), generator=torch.Generator().manual_seed(1))
+    losses = []
+    for training in ("elbo", "posterior"):
+        model = tiny_global("normal", prior_training=training, beta=2.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # self.log without a trainer
+            torch.manual_seed(0)
+            losses.append(model.training_step(x, 0).item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-7)
 
 
 def test_refit_prior_fits_the_posteriors():
-    """``refit_prior`` lowers −log p(z) at draws of the given posteriors well below N(0, I)'s,
-    and is reproducible for a seed."""
-    model = tiny_global("flow", prior_training="posterior", flow_components=3, flow_filters=16)
+    """``prior.fit_to_posteriors`` lowers −log p(z) at draws of the given posteriors well below
+    N(0, I)'s, and is reproducible for a seed."""
+    model = tiny_global("flow", prior_training="posterior", prior_components=3, prior_filters=16)
     torch.manual_seed(0)
     mu = torch.randn(200, 3, 1, 1) * 0.3 + torch.tensor([2.0, -1.0, 0.5]).view(1, 3, 1, 1)
     posteriors = torch.stack([mu, torch.full_like(mu, math.log(0.01))], 1)
     start = {name: value.clone() for name, value in model.state_dict().items()}
-    losses = model.refit_prior(posteriors, steps=300, seed=5)
+    losses = model.prior.fit_to_posteriors(posteriors, steps=300, seed=5)
     assert losses[-1] < losses[0] - 3.0
     z = mu + 0.1 * torch.randn_like(mu)
     normal = (-0.5 * (math.log(2 * math.pi) + z**2)).flatten(1).sum(-1)
     with torch.no_grad():
-        assert (model.flow.log_prob(z) - normal).mean() > 3.0
-    again = tiny_global("flow", prior_training="posterior", flow_components=3, flow_filters=16)
+        assert (model.prior.log_prob(z) - normal).mean() > 3.0
+    again = tiny_global("flow", prior_training="posterior", prior_components=3, prior_filters=16)
     again.load_state_dict(start)
-    assert again.refit_prior(posteriors, steps=300, seed=5) == losses
-    with pytest.raises(ModelConfigError, match="prior_fit_steps > 0 needs"):
-        tiny_global("flow", prior_fit_steps=10)
-    with pytest.raises(ModelConfigError, match="refit_prior needs"):
-        tiny_global("normal").refit_prior(posteriors, steps=1)
+    assert again.prior.fit_to_posteriors(posteriors, steps=300, seed=5) == losses
+    with pytest.raises(ModelConfigError, match="steps must be a positive integer"):
+        FitPrior(steps=0)
+    with pytest.raises(ModelConfigError, match="no parameters to fit"):
+        tiny_global("normal").prior.fit_to_posteriors(posteriors, steps=1)
 
 
 @pytest.mark.parametrize(
@@ -269,29 +282,23 @@ def test_refit_prior_fits_the_posteriors():
     [(dict(max_epochs=3), 2), (dict(max_epochs=5, max_steps=4), 1), (dict(max_steps=3), 0)],
 )
 def test_prior_is_refitted_in_the_last_epoch_only(tmp_path, limits, last_epoch):
-    """With ``prior_fit_steps`` S and ``prior_fit_epochs`` 1 the prior is refitted once, at the
-    validation start of the last epoch, to the posteriors of that epoch's training batches; when
+    """With ``FitPrior(last_epochs=1, steps=S)`` the prior is refitted once, at the validation
+    start of the last epoch, to the posteriors of that epoch's training batches; when
     ``max_steps`` ends the fit first, the last complete epoch (2 batches per epoch: 4 steps end
     with epoch 1; 3 steps stop in epoch 1, before its validation, so epoch 0)."""
-    model = tiny_global(
-        "flow",
-        prior_training="posterior",
-        flow_components=2,
-        flow_filters=8,
-        prior_fit_steps=50,
-        prior_fit_epochs=1,
-    )
+    model = tiny_global("flow", prior_training="posterior", prior_components=2, prior_filters=8)
     x = torch.randint(0, 256, (8, 3, 32, 32), generator=torch.Generator().manual_seed(1))
     refits: list[int] = []
-    original = model.refit_prior
+    original = model.prior.fit_to_posteriors
 
     def recording(posteriors, steps, seed=0):
         refits.append(model.current_epoch)
         assert posteriors.shape == (16, 2, 3, 1, 1)  # both batches of the epoch
+        assert steps == 50
         return original(posteriors, steps, seed)
 
-    model.refit_prior = recording
-    trainer = quiet_trainer(tmp_path, **limits)
+    model.prior.fit_to_posteriors = recording
+    trainer = quiet_trainer(tmp_path, callbacks=[FitPrior(last_epochs=1, steps=50)], **limits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few batches, no workers
         trainer.fit(model, DataLoader([x, x], batch_size=None), DataLoader([x], batch_size=None))
