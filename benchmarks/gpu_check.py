@@ -58,17 +58,12 @@ MAX_Z = 4.0
 #: Tiny model sizes for --quick (only the arguments a model has are used).
 QUICK_SIZES = {
     "n_filters": 8,
-    "n_blocks": 1,
+    "n_layers": 1,
     "feature_dim": 8,
     "made_hidden_sizes": [8],
-    "width": 8,
-    "n_res_blocks": 1,
     "pixel_filters": 8,
-    "pixel_layers": 1,
-    "cond_channels": 4,
-    "latent_channels": 2,
-    "flow_filters": 4,
-    "flow_blocks": 1,
+    "receptive_radius": 2,  # the PixelVAE decoder: a 3×3 first kernel and one gated layer
+    "prior_filters": 4,
 }
 
 
@@ -164,8 +159,8 @@ def has_cached_sampler(model: torch.nn.Module) -> bool:
 def incremental_difference(model: torch.nn.Module, reference: torch.nn.Module, n: int) -> float:
     """Largest |difference| between the device's teacher-forced incremental network (the cached
     sampler's arithmetic) and the float64 CPU forward pass, on random inputs."""
-    from ar_models.gated_pixelcnn import GatedPixelCNN, stepped_features
-    from ar_models.incremental import incremental_features
+    from ar_models.gated_pixelcnn import GatedPixelCNN, GatedStepper
+    from ar_models.sampling import IncrementalNet, step_through
 
     c, h, w = model.image_shape
     generator = torch.Generator().manual_seed(0)
@@ -174,9 +169,10 @@ def incremental_difference(model: torch.nn.Module, reference: torch.nn.Module, n
         x_in = model.one_hot(codes.to(model.device))
         labels = torch.arange(n) % model.n_classes if model.n_classes else None
         with torch.no_grad():
-            stepped = stepped_features(
-                model.net, x_in, None if labels is None else labels.to(model.device)
+            stepper = GatedStepper(
+                model.net, n, h, w, None if labels is None else labels.to(model.device)
             )
+            stepped = step_through(stepper, x_in)
             full = reference.net(x_in.double().cpu(), labels)
         return float((stepped.double().cpu() - full).abs().max())
     layers = model.net.layers
@@ -185,7 +181,7 @@ def incremental_difference(model: torch.nn.Module, reference: torch.nn.Module, n
     if x_in is None or x_in.shape[1] != in_channels:
         x_in = torch.randn(n, in_channels, h, w, generator=generator).to(model.device)
     with torch.no_grad():
-        stepped = incremental_features(layers, x_in).double().cpu()
+        stepped = step_through(IncrementalNet(layers, n, h, w), x_in).double().cpu()
         full = reference.net.layers(x_in.double().cpu())
     return float((stepped - full).abs().max())
 

@@ -1,7 +1,7 @@
 """PixelCNN speed, measured side by side in one run: training throughput and sampling time.
 
     python benchmarks/pixelcnn_speed.py [--device cpu|cuda] [--rounds 5] [--n-samples 100]
-                                        [--glibc-malloc-defaults] [--block-kernel 3]
+                                        [--glibc-malloc-defaults] [--kernel-size 3]
                                         [--skip-sampling]
 
 (a) Training steps (forward, backward, Adam) on batches of 128 coloured-MNIST-shaped images,
@@ -9,13 +9,15 @@
     ``benchmarks/reference_pixelcnn.py`` with the same parameters (checked to give the same NLL).
     The two alternate step by step, so that machine noise hits both alike; medians are reported.
     Next to each form: its multiply-adds per pixel (forward), and the speed-up that the taps
-    alone allow (textbook multiply-adds / ours). ``--block-kernel 7`` trains a network whose
+    alone allow (textbook multiply-adds / ours). ``--kernel-size 7`` trains a network whose
     residual blocks use 7×7 instead of 3×3 convs: there the masks zero about half the work.
-(b) Time to draw ``n`` samples: the cached sampler against the naive loop, for ``PixelCNN``,
-    ``PixelCNNMADE`` and ``GatedPixelCNN`` (both channel models) at the handout's size (12
-    blocks or gated layers of 128 filters). The naive loop is timed on every ``--stride``-th
-    pixel position (all rows, evenly spread) and scaled to all H·W positions; the cached sampler
-    runs whole. The textbook naive loop (whole network per pixel) is estimated the same way.
+(b) Time to draw ``n`` samples: the cached sampler against the naive loop, for ``PixelCNN``
+    and ``GatedPixelCNN``, each with both channel models (factorised and ``"made"``:
+    PixelCNN-MADE), at the handout's size (12 blocks or gated layers of 128 filters). The naive
+    loop (the naive reference stepper of :mod:`ar_models.sampling`, ``CropStepper``: one pass on
+    the crop each pixel can see) is timed on every ``--stride``-th pixel position (all rows,
+    evenly spread) and scaled to all H·W positions; the cached sampler runs whole. The textbook
+    naive loop (whole network per pixel) is estimated the same way.
 
 Like ``train.py``, the script first makes glibc keep freed memory for reuse
 (:mod:`ar_models.allocator`; it applies to every form alike); ``--glibc-malloc-defaults`` skips
@@ -41,7 +43,8 @@ from reference_pixelcnn import TextbookPixelCNN  # noqa: E402
 from ar_models.allocator import keep_freed_memory  # noqa: E402
 from ar_models.gated_pixelcnn import GatedPixelCNN  # noqa: E402
 from ar_models.masked_conv import MaskedConv2d  # noqa: E402
-from ar_models.pixelcnn import PixelCNN, PixelCNNMADE  # noqa: E402
+from ar_models.pixelcnn import PixelCNN  # noqa: E402
+from ar_models.sampling import CropStepper  # noqa: E402
 
 SHAPE = (3, 28, 28)
 
@@ -72,17 +75,17 @@ def multiply_adds_per_pixel(model: torch.nn.Module, taps: Literal["computed", "e
 
 
 def train_throughput(
-    device: str, rounds: int, batch: int, block_kernel: int = 3
+    device: str, rounds: int, batch: int, kernel_size: int = 3
 ) -> tuple[dict[str, float], float, dict[str, int]]:
     """Median images/s per form, the max |ΔNLL| between ours and the textbook form, and the
     forward multiply-adds per pixel of each form (plus ``"exact taps"``)."""
     torch.manual_seed(0)
-    ours = PixelCNN(image_shape=SHAPE, block_kernel=block_kernel).to(device)
+    ours = PixelCNN(image_shape=SHAPE, kernel_size=kernel_size).to(device)
     state = {k: v for k, v in ours.state_dict().items() if k.startswith("net.")}
     forms = {"ours": ours}
     for name, channels_last in (("textbook", False), ("textbook, channels-last", True)):
         forms[name] = TextbookPixelCNN(
-            SHAPE, block_kernel=block_kernel, channels_last=channels_last
+            SHAPE, kernel_size=kernel_size, channels_last=channels_last
         ).to(device)
         forms[name].load_state_dict(state)
     x = torch.randint(0, 4, (batch, *SHAPE), device=device)
@@ -119,22 +122,23 @@ def naive_estimate(model, n: int, stride: int, device: str, textbook: bool = Fal
     c, h, w = SHAPE
     positions = list(range(0, h * w, stride))
     x_in = model.embed(torch.zeros(n, c, h, w, dtype=torch.long, device=device))
+    stepper = None if textbook else CropStepper(model.features, x_in, model.receptive_radius)
 
     def run() -> None:
         with torch.no_grad():
             for i in positions:
                 row, col = divmod(i, w)
-                if textbook:
+                if stepper is None:
                     model.net(x_in)
                 else:
-                    model.net.forward_at(x_in, row, col)
+                    stepper.step(row, col)
 
     return time_call(run, device) * (h * w) / len(positions)
 
 
 SAMPLED_MODELS = {
     "PixelCNN": lambda: PixelCNN(image_shape=SHAPE),
-    "PixelCNNMADE": lambda: PixelCNNMADE(image_shape=SHAPE),
+    "PixelCNN-MADE": lambda: PixelCNN(image_shape=SHAPE, channel_model="made"),
     "GatedPixelCNN (MADE channels)": lambda: GatedPixelCNN(image_shape=SHAPE),
     "GatedPixelCNN (factorised channels)": lambda: GatedPixelCNN(
         image_shape=SHAPE, channel_model="factorised"
@@ -169,7 +173,7 @@ def main() -> None:
         help="leave glibc's malloc thresholds alone (train.py raises them)",
     )
     parser.add_argument(
-        "--block-kernel", type=int, default=3, help="training: kernel of the blocks' middle conv"
+        "--kernel-size", type=int, default=3, help="training: kernel of the blocks' middle conv"
     )
     parser.add_argument("--skip-sampling", action="store_true", help="only the training table")
     args = parser.parse_args()
@@ -179,8 +183,8 @@ def main() -> None:
         f"device: {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"freed memory kept for reuse: {'yes' if kept else 'no (glibc defaults)'}"
     )
-    speed, gap, macs = train_throughput(args.device, args.rounds, args.batch, args.block_kernel)
-    k = args.block_kernel
+    speed, gap, macs = train_throughput(args.device, args.rounds, args.batch, args.kernel_size)
+    k = args.kernel_size
     print(f"\n(a) training steps, batch {args.batch} (max |NLL difference| {gap:.2e} nats)")
     print(
         f"| form (PixelCNN 128 filters × 12 blocks, {k}×{k} in the blocks) | images/s "

@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     target = tuple(args.target)
     models = {
-        f"PixelCNN ({args.depth} masked residual blocks)": PixelCNN(n_blocks=args.depth),
+        f"PixelCNN ({args.depth} masked residual blocks)": PixelCNN(n_layers=args.depth),
         f"GatedPixelCNN ({args.depth} gated layers)": GatedPixelCNN(n_layers=args.depth),
     }
     print("| model | receptive radius | earlier pixels in the field | read | blind |")

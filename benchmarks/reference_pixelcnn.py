@@ -3,8 +3,9 @@
 This is the form found in most course solutions: every masked convolution is a full k×k
 ``nn.Conv2d`` whose weight is multiplied by a 0/1 mask on every forward pass, in the default
 NCHW memory layout, and sampling reruns the whole network once per pixel. It has the same layers,
-parameters and outputs as :class:`ar_models.pixelcnn.PixelCNN` (its state dict loads into it), so
-the benchmark compares the same function computed two ways. Not part of the library.
+parameters and outputs as :class:`ar_models.pixelcnn.PixelCNN` with its default
+``channel_model="factorised"`` (the PixelCNN's ``net.*`` state dict loads into it), so the
+benchmark compares the same function computed two ways. Not part of the library.
 """
 
 from __future__ import annotations
@@ -29,16 +30,15 @@ class TextbookMaskedConv2d(nn.Conv2d):
 
 
 class TextbookBlock(nn.Module):
-    def __init__(self, channels: int, bottleneck: int, k: int) -> None:
+    """``h + body(h)``: ReLU, 1×1, ReLU, k×k, ReLU, 1×1 (type B), as the library's block."""
+
+    def __init__(self, channels: int, bottleneck: int, kernel_size: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Identity(),
             nn.ReLU(),
             TextbookMaskedConv2d(channels, bottleneck, 1, "B"),
-            nn.Identity(),
             nn.ReLU(),
-            TextbookMaskedConv2d(bottleneck, bottleneck, k, "B"),
-            nn.Identity(),
+            TextbookMaskedConv2d(bottleneck, bottleneck, kernel_size, "B"),
             nn.ReLU(),
             TextbookMaskedConv2d(bottleneck, channels, 1, "B"),
         )
@@ -48,19 +48,24 @@ class TextbookBlock(nn.Module):
 
 
 class TextbookSpatialNet(nn.Module):
-    """7×7 type-A conv, residual blocks (1×1, k×k, 1×1 type B), ReLU, two 1×1 type-B convs."""
+    """7×7 type-A conv, ``n_layers`` residual blocks (1×1, k×k, 1×1 type B), ReLU, two 1×1
+    type-B convs."""
 
     def __init__(
-        self, c_in: int, c_out: int, n_filters: int, n_blocks: int, bottleneck: int, k: int = 3
+        self,
+        c_in: int,
+        c_out: int,
+        n_filters: int,
+        n_layers: int,
+        bottleneck: int,
+        kernel_size: int = 3,
     ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             TextbookMaskedConv2d(c_in, n_filters, 7, "A"),
-            *[TextbookBlock(n_filters, bottleneck, k) for _ in range(n_blocks)],
-            nn.Identity(),
+            *[TextbookBlock(n_filters, bottleneck, kernel_size) for _ in range(n_layers)],
             nn.ReLU(),
             TextbookMaskedConv2d(n_filters, n_filters, 1, "B"),
-            nn.Identity(),
             nn.ReLU(),
             TextbookMaskedConv2d(n_filters, c_out, 1, "B"),
         )
@@ -77,15 +82,16 @@ class TextbookPixelCNN(nn.Module):
         image_shape: tuple[int, int, int] = (3, 28, 28),
         n_categories: int = 4,
         n_filters: int = 128,
-        n_blocks: int = 12,
-        block_kernel: int = 3,
+        n_layers: int = 12,
+        kernel_size: int = 3,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.image_shape, self.k, self.channels_last = image_shape, n_categories, channels_last
         c = image_shape[0]
+        bottleneck = max(n_filters // 2, 1)
         self.net = TextbookSpatialNet(
-            c * n_categories, c * n_categories, n_filters, n_blocks, n_filters // 2, block_kernel
+            c * n_categories, c * n_categories, n_filters, n_layers, bottleneck, kernel_size
         )
 
     def logits(self, x: Tensor) -> Tensor:

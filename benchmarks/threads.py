@@ -100,7 +100,7 @@ def sweep_models() -> list[tuple[str, DensityModel, pl.LightningDataModule]]:
             rows.append(
                 (
                     f"VAE2D hidden {hidden}, batch {batch}",
-                    VAE2D(hidden=hidden),
+                    VAE2D(hidden_sizes=[hidden, hidden]),
                     Toy2DDataModule(dataset=1, batch_size=batch),
                 )
             )
@@ -108,7 +108,7 @@ def sweep_models() -> list[tuple[str, DensityModel, pl.LightningDataModule]]:
         rows.append(
             (
                 f"PixelCNN {filters} filters x 4 blocks, batch {batch}",
-                PixelCNN(n_filters=filters, n_blocks=4),
+                PixelCNN(n_filters=filters, n_layers=4),
                 ColoredMNISTDataModule(batch_size=batch),
             )
         )

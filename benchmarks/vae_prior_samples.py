@@ -36,7 +36,9 @@ from metrics.digits import MIN_BACKGROUND_SHARE, MIN_CONFIDENCE, MIN_PURITY, cro
 from metrics.foreground import foreground
 from model_checkpoints import load_model
 from vae_models.conv_vae import ConvVAE
+from vae_models.fitted_prior import FittedMixturePrior
 from vae_models.gaussians import gaussian_log_prob_per_dim
+from vae_models.priors import Prior, StandardNormalPrior
 
 TEMPERATURES = (1.0, 0.7, 0.5, 0.3)
 
@@ -71,6 +73,12 @@ def training_images(n: int) -> Tensor:
     return torch.cat(batches)[:n]
 
 
+def is_standard_normal(prior: Prior) -> bool:
+    """Whether p(z) is N(0, I): the normal prior, or a fitted mixture not yet fitted."""
+    unfitted = isinstance(prior, FittedMixturePrior) and not prior.is_fitted
+    return isinstance(prior, StandardNormalPrior) or unfitted
+
+
 @torch.no_grad()
 def decode(model: ConvVAE, z: Tensor) -> Tensor:
     return torch.cat([model.decode_to_pixels(chunk) for chunk in z.split(100)])
@@ -99,7 +107,7 @@ def bounds_under_priors(model: ConvVAE, mixtures: dict[str, Any], seed: int) -> 
     for x, _ in data.test_dataloader():
         recon, z, mu_z, logvar_z = model.recon_and_latent(x)
         log_q = gaussian_log_prob_per_dim(z, mu_z, logvar_z).flatten(1).sum(-1)
-        log_p = {"the model's prior": model.prior_log_prob_elements(z).flatten(1).sum(-1)}
+        log_p = {"the model's prior": model.prior.log_prob(z)}
         flat = z.flatten(1).double().numpy()
         for name, mixture in mixtures.items():
             log_p[name] = torch.from_numpy(mixture.score_samples(flat)).to(z.dtype)
@@ -131,10 +139,11 @@ def main() -> None:
     rows: list[tuple[str, dict[str, float]]] = [
         (f"reconstructions of {args.n} training images", conditions(decode(model, mu[: args.n])))
     ]
-    for temperature in TEMPERATURES if model.learned_prior is None else (1.0,):
+    normal = is_standard_normal(model.prior)
+    for temperature in TEMPERATURES if normal else (1.0,):
         torch.manual_seed(args.seed)
-        z = model.sample_prior(args.n)
-        if model.learned_prior is None:
+        z = model.prior.sample(args.n)
+        if normal:
             z = temperature * z
         rows.append((f"prior, T = {temperature}", conditions(decode(model, z))))
     flat = mu[: args.n_fit].flatten(1).double()

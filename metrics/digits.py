@@ -1,9 +1,10 @@
 """Reading digit images: which digit, how sure, and whether it is recognisably a digit at all.
 
-:func:`digit_reader` loads the classifier that :mod:`metrics.train_digit_reader` trains on the
-embedded MNIST training digits (shipped as ``metrics/digit_reader.pt``; where that file is missing
-it is trained once, several minutes on a CPU, and cached in ``$DEEPUL_CACHE`` or
-``~/.cache/deepul-lightning``). Nothing is downloaded.
+:func:`digit_reader` loads the classifier that ``benchmarks/train_digit_reader.py`` (in a checkout
+of the repository, not installed) trains on the embedded MNIST training digits (shipped as
+``metrics/digit_reader.pt``; where that file is missing, in a checkout it is trained once, several
+minutes on a CPU, and cached in ``$DEEPUL_CACHE`` or ``~/.cache/deepul-lightning``). Nothing is
+downloaded.
 
 :meth:`DigitReader.read` reduces images ``LongTensor[B, 3, H, W]`` (H = W = 28, or 32 of which the
 central 28×28 is read) to their foreground masks (:mod:`metrics.foreground`) and classifies them.
@@ -21,9 +22,11 @@ An image is **recognised** as a digit when all of these hold:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -34,6 +37,8 @@ from metrics.digit_net import DigitNet
 from metrics.foreground import foreground
 
 SHIPPED_WEIGHTS = Path(__file__).with_name("digit_reader.pt")
+#: The script that trains the reader: in a checkout of the repository only (not installed).
+TRAINING_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_digit_reader.py"
 MIN_CONFIDENCE = 0.9
 MIN_PURITY = 0.9
 MIN_BACKGROUND_SHARE = 0.5
@@ -85,7 +90,8 @@ def crop(images: Tensor) -> Tensor:
 
 
 class DigitReader:
-    """A trained :class:`DigitNet` with its calibration (see :mod:`metrics.train_digit_reader`)."""
+    """A trained :class:`DigitNet` with its calibration (trained by
+    ``benchmarks/train_digit_reader.py``)."""
 
     def __init__(self, payload: dict[str, Any], device: torch.device | str | None = None) -> None:
         self.device = torch.device(device or "cpu")
@@ -129,20 +135,34 @@ class DigitReader:
         return DigitReading(labels, confidence, recognised, features, fg.mask)
 
 
+def training_script() -> ModuleType:
+    """``benchmarks/train_digit_reader.py`` of the checkout this package runs from, as a module."""
+    if not TRAINING_SCRIPT.is_file():
+        raise FileNotFoundError(
+            f"the digit reader's weights {SHIPPED_WEIGHTS} are missing, and so is its training "
+            f"script {TRAINING_SCRIPT} (it is in a checkout of the repository only): reinstall "
+            "the package, or run from a checkout"
+        )
+    spec = importlib.util.spec_from_file_location("train_digit_reader", TRAINING_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_payload() -> dict[str, Any]:
-    """The shipped calibration payload, else the cached one, else one trained now and cached."""
+    """The shipped calibration payload, else the cached one, else one trained now (from a
+    checkout) and cached."""
     for path in (SHIPPED_WEIGHTS, cache_path()):
         if path.is_file():
             return torch.load(path, map_location="cpu", weights_only=True)
-    from metrics.train_digit_reader import save_payload, train_reader
-
+    script = training_script()
     target = cache_path()
     print(
         f"sample-quality metric: {SHIPPED_WEIGHTS} is missing; training the digit classifier "
         f"once on the embedded MNIST digits (several minutes), cached in {target}"
     )
-    payload = train_reader(verbose=True)
-    save_payload(payload, target)
+    payload = script.train_reader(verbose=True)
+    script.save_payload(payload, target)
     return payload
 
 

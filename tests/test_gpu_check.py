@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import gpu_check  # noqa: E402
 
-from ar_models import incremental  # noqa: E402
+from ar_models import sampling  # noqa: E402
 
 
 def run(capsys, *args: str) -> tuple[int, str]:
@@ -30,7 +30,7 @@ def test_every_part_runs_on_tiny_settings_and_writes_the_table(tmp_path, capsys)
     written = table.read_text()
     assert "| 1 fast_dev_run | configs/hw1/warmup.yaml | ran | yes |" in written
     assert "2 cached sampling" not in written  # the histogram has no cached sampler
-    assert "PixelCNNMADE (configs/hw1/pixelcnn_made.yaml)" in out
+    assert "PixelCNN (configs/hw1/pixelcnn_made.yaml)" in out
     assert "cached = naive on 100.00% of pixels" in out
     for setting in ("fp32", "tf32", "bf16-mixed"):
         assert f"PixelCNN-MADE, {setting} | " in out and "training images/s" in out
@@ -38,12 +38,12 @@ def test_every_part_runs_on_tiny_settings_and_writes_the_table(tmp_path, capsys)
 
 
 def test_a_cached_sampler_that_drifts_from_the_network_fails(capsys, monkeypatch):
-    output = incremental.MaskedConvCache.output
+    output = sampling.MaskedConvCache.output
 
     def drifting(self, row: int, col: int) -> torch.Tensor:
         return output(self, row, col) + 0.5
 
-    monkeypatch.setattr(incremental.MaskedConvCache, "output", drifting)
+    monkeypatch.setattr(sampling.MaskedConvCache, "output", drifting)
     code, out = run(capsys, "--parts", "2", "--configs", "configs/hw1/pixelcnn.yaml")
     assert code == 1
     assert "| 2 cached sampling | PixelCNN (configs/hw1/pixelcnn.yaml) |" in out

@@ -26,18 +26,18 @@ def _load(name: str):
 SHAPE = (3, 6, 5)
 
 
-def _pair(block_kernel: int):
+def _pair(kernel_size: int):
     reference = _load("reference_pixelcnn")
     torch.manual_seed(0)
-    ours = PixelCNN(image_shape=SHAPE, n_filters=8, n_blocks=2, block_kernel=block_kernel)
-    textbook = reference.TextbookPixelCNN(SHAPE, n_filters=8, n_blocks=2, block_kernel=block_kernel)
+    ours = PixelCNN(image_shape=SHAPE, n_filters=8, n_layers=2, kernel_size=kernel_size)
+    textbook = reference.TextbookPixelCNN(SHAPE, n_filters=8, n_layers=2, kernel_size=kernel_size)
     textbook.load_state_dict({k: v for k, v in ours.state_dict().items() if k.startswith("net.")})
     return ours, textbook
 
 
-@pytest.mark.parametrize("block_kernel", [3, 5])
-def test_textbook_reference_computes_our_nll(block_kernel: int) -> None:
-    ours, textbook = _pair(block_kernel)
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_textbook_reference_computes_our_nll(kernel_size: int) -> None:
+    ours, textbook = _pair(kernel_size)
     x = torch.randint(0, 4, (4, *SHAPE))
     torch.testing.assert_close(textbook.nll(x), ours.nll(x), rtol=1e-5, atol=1e-4)
 

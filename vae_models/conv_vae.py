@@ -32,15 +32,12 @@ output biases start at μ = ½ and log σ² = −4. Hooks for callbacks: :meth:`
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ar_models.base import check_categorical
 from ar_models.errors import check
-from vae_models.base import LatentVariableModel
 from vae_models.gaussians import (
     gaussian_log_prob_per_dim,
     kl_std_normal_per_dim,
@@ -54,27 +51,22 @@ from vae_models.image_vae import (
     LATENT_LOGVAR_RANGE,
     N_LEVELS,
     PIXEL_LOGVAR_RANGE,
-    check_latent_shape,
-    check_networks,
+    ImageVAE,
     decoder,
     elbo_terms,
-    encoder,
-    extra_terms,
     make_prior,
 )
 
 PRIOR_TRAININGS = ("elbo", "posterior")
 
 
-class ConvVAE(LatentVariableModel):
+class ConvVAE(ImageVAE):
     """Convolutional VAE for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative
     ELBO in nats including the discretisation term (module docstring).
 
     Args:
         prior: ``"normal"``, ``"flow"`` or ``"fitted"`` (:func:`vae_models.image_vae.make_prior`).
-        latent_shape: (C_z, s, s) with s = 8 (the handout's) or 1 (a global latent vector).
-        n_filters: channels of the widest layers (128 in the handout; divisible by 4).
-        n_layers: gated residual blocks per stack (5).
+        latent_shape, n_filters, n_layers: see :class:`~vae_models.image_vae.ImageVAE`.
         prior_filters: width of the flow prior's network.
         prior_components: Gaussians per conditional of the prior over a latent vector (1: the
             affine flow), or components of the fitted mixture.
@@ -83,8 +75,6 @@ class ConvVAE(LatentVariableModel):
         free_bits, kl_warmup_steps, beta, lr, lr_final_factor: see
             :class:`~vae_models.base.LatentVariableModel`.
     """
-
-    n_categories = N_LEVELS
 
     def __init__(
         self,
@@ -101,26 +91,18 @@ class ConvVAE(LatentVariableModel):
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
     ) -> None:
-        latent_shape = check_latent_shape(latent_shape)
-        check_networks(n_filters, n_layers)
         check(prior_training=prior_training, choices=PRIOR_TRAININGS)
-        # The per-channel KL terms depend on the latent; the base reads them in __init__.
-        self.extra_terms = extra_terms(latent_shape[0])
-        super().__init__(lr, lr_final_factor, free_bits, kl_warmup_steps, beta)
+        super().__init__(
+            latent_shape, n_filters, n_layers, lr, lr_final_factor, free_bits, kl_warmup_steps, beta
+        )
         self.save_hyperparameters()
-        self.latent_shape = latent_shape
         self.prior_training = prior_training
-        self.encoder = encoder(n_filters, latent_shape, n_layers)
-        self.decoder = decoder(n_filters, latent_shape, n_layers, IMAGE_SHAPE[0])
+        self.decoder = decoder(n_filters, self.latent_shape, n_layers, IMAGE_SHAPE[0])
         self.decoder_logvar = nn.Parameter(torch.full((1, IMAGE_SHAPE[0], 1, 1), DECODER_INIT[1]))
         with torch.no_grad():
             self.decoder[-1].bias.fill_(DECODER_INIT[0])
-        self.prior = make_prior(prior, latent_shape, prior_filters, prior_components)
+        self.prior = make_prior(prior, self.latent_shape, prior_filters, prior_components)
         self._posterior_draws: tuple[Tensor, Tensor, Tensor] | None = None  # z, μ, log σ²
-
-    @property
-    def n_dims(self) -> int:
-        return math.prod(IMAGE_SHAPE)
 
     # ------------------------------------------------------------------ scaling
     def dequantize(self, x: Tensor) -> Tensor:
@@ -147,27 +129,19 @@ class ConvVAE(LatentVariableModel):
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(μ, logvar) of q(z|y) at the bin centres y = (x + ½)/256 of 8-bit images ``x``."""
-        self._check_x(x)
+        self.check_images(x)
         return self.encode((x.to(self.dtype) + 0.5) / N_LEVELS)
-
-    def posterior_mean(self, x: Tensor) -> Tensor:
-        """The mean of q(z|y) at the bin centres of 8-bit images ``x``."""
-        return self.posterior(x)[0]
 
     def decode_to_pixels(self, z: Tensor) -> Tensor:
         """The decoder mean μ(z) as 8-bit images ``LongTensor[B, 3, 32, 32]``."""
         return self.quantize(self.decode(z)[0])
 
     # ------------------------------------------------------------------ bound (nats)
-    def _check_x(self, x: Tensor) -> None:
-        check = not self.batches_within(0, N_LEVELS - 1)
-        check_categorical(x, N_LEVELS, IMAGE_SHAPE, "ConvVAE", values=check)
-
     def recon_and_latent(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One draw of the bound's pieces for 8-bit images ``x``: ``(recon, z, μ_z, log σ²_z)``,
         recon = −log p(y|z) + D ln 256 per example (nats) at y = (x + u)/256 and the
         reparameterised z ~ q(z|y) (random numbers u, then the z noise)."""
-        self._check_x(x)
+        self.check_images(x)
         y = self.dequantize(x)
         mu_z, logvar_z = self.encode(y)
         z = reparameterize(mu_z, logvar_z)

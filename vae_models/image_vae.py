@@ -1,6 +1,6 @@
 """The parts that the HW3 image VAEs (:class:`~vae_models.conv_vae.ConvVAE`,
-:class:`~vae_models.pixel_vae.PixelVAE`) share: the handout's encoder and decoder networks, the
-prior chosen by name, and the terms of the bound.
+:class:`~vae_models.pixel_vae.PixelVAE`) share: their base :class:`ImageVAE`, the handout's
+encoder and decoder networks, the prior chosen by name, and the terms of the bound.
 
 Images are ``LongTensor[B, 3, 32, 32]`` in {0..255}. The latent is ``latent_shape`` = (C_z, s, s):
 s = 8, the handout's 8×8 latent, or s = 1, a global vector of C_z numbers.
@@ -25,7 +25,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ar_models.base import check_categorical
 from ar_models.errors import ModelConfigError, check
+from vae_models.base import LatentVariableModel
 from vae_models.fitted_prior import FittedMixturePrior
 from vae_models.flow_prior import AutoregressiveFlowPrior
 from vae_models.priors import Prior, StandardNormalPrior
@@ -41,6 +43,8 @@ PIXEL_LOGVAR_RANGE = (-14.0, 4.0)
 #: Initial (μ, log σ²) of the decoders' pixel outputs: σ ≈ 0.14, about the spread of pixel values.
 DECODER_INIT = (0.5, -4.0)
 PRIORS = ("normal", "flow", "fitted")
+#: D · ln 256: the discretisation term of a continuous density on 8-bit images scaled to [0, 1].
+DISCRETISATION_NATS = math.prod(IMAGE_SHAPE) * math.log(N_LEVELS)
 
 
 def check_latent_shape(latent_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -168,5 +172,51 @@ def extra_terms(latent_channels: int) -> tuple[str, ...]:
     return ("kl", "recon", *(f"kl_ch{j}" for j in range(latent_channels)))
 
 
-#: D · ln 256: the discretisation term of a continuous density on 8-bit images scaled to [0, 1].
-DISCRETISATION_NATS = math.prod(IMAGE_SHAPE) * math.log(N_LEVELS)
+class ImageVAE(LatentVariableModel):
+    """The base of the HW3 image VAEs: batches ``LongTensor[B, 3, 32, 32]`` in {0..255}, a latent
+    of ``latent_shape``, the handout's encoder of ``n_filters`` filters and ``n_layers`` residual
+    blocks (``self.encoder``), the loss terms of :func:`elbo_terms`. A subclass builds its decoder
+    and ``self.prior`` and implements ``posterior(x)`` and the bound.
+
+    Args:
+        latent_shape: (C_z, s, s) with s = 8 (the handout's) or 1 (a global latent vector).
+        n_filters: channels of the widest layers (128 in the handout; divisible by 4).
+        n_layers: gated residual blocks per stack (5 in the handout).
+        lr, lr_final_factor, free_bits, kl_warmup_steps, beta: see
+            :class:`~vae_models.base.LatentVariableModel`.
+    """
+
+    n_categories = N_LEVELS
+
+    def __init__(
+        self,
+        latent_shape: tuple[int, int, int],
+        n_filters: int,
+        n_layers: int,
+        lr: float,
+        lr_final_factor: float,
+        free_bits: float,
+        kl_warmup_steps: int,
+        beta: float,
+    ) -> None:
+        latent_shape = check_latent_shape(latent_shape)
+        check_networks(n_filters, n_layers)
+        # The per-channel KL terms depend on the latent; the base reads them in __init__.
+        self.extra_terms = extra_terms(latent_shape[0])
+        super().__init__(lr, lr_final_factor, free_bits, kl_warmup_steps, beta)
+        self.latent_shape = latent_shape
+        self.encoder = encoder(n_filters, latent_shape, n_layers)
+
+    @property
+    def n_dims(self) -> int:
+        return math.prod(IMAGE_SHAPE)
+
+    def check_images(self, x: Tensor) -> None:
+        """A ValueError naming the model unless ``x`` is a batch of 8-bit images (the values are
+        not checked when the running loaders declare them in range)."""
+        values = not self.batches_within(0, N_LEVELS - 1)
+        check_categorical(x, N_LEVELS, IMAGE_SHAPE, type(self).__name__, values=values)
+
+    def posterior_mean(self, x: Tensor) -> Tensor:
+        """The mean of q(z|x) for 8-bit images ``x``, ``[B, *latent_shape]``."""
+        return self.posterior(x)[0]

@@ -38,46 +38,39 @@ images from the same generator, exactly in float64). Hooks for callbacks: ``n_ca
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ar_models.base import check_categorical, unpack_batch
+from ar_models.base import unpack_batch
 from ar_models.errors import check
 from ar_models.sampling import CropStepper, raster_sample
 from vae_models import dmol
-from vae_models.base import LatentVariableModel
 from vae_models.gaussians import gaussian_log_prob_per_dim, reparameterize, soft_clamp
 from vae_models.image_vae import (
     DISCRETISATION_NATS,
     IMAGE_SHAPE,
     LATENT_LOGVAR_RANGE,
     N_LEVELS,
-    check_latent_shape,
-    check_networks,
+    ImageVAE,
     decoder,
     elbo_terms,
-    encoder,
-    extra_terms,
     make_prior,
 )
 from vae_models.iwae import iwae_bound
 from vae_models.pixel_decoder import AuxiliaryDecoder, CachedPixelCNN, ConditionalPixelCNN
 
 
-class PixelVAE(LatentVariableModel):
+class PixelVAE(ImageVAE):
     """VAE with a limited-receptive-field conditional PixelCNN decoder and a discretised mixture
     of logistics, for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative ELBO in
     nats (module docstring), comparable with :class:`ConvVAE`'s.
 
     Args:
         prior: ``"normal"``, ``"flow"`` or ``"fitted"`` (:func:`vae_models.image_vae.make_prior`).
-        latent_shape: (C_z, s, s) with s = 8 (the handout's) or 1 (a global latent vector).
-        n_filters: channels of the encoder's and conditioning network's widest layers
-            (divisible by 4).
-        n_layers: gated residual blocks per stack of encoder and conditioning network.
+        latent_shape, n_filters, n_layers: the encoder's and the conditioning network's (see
+            :class:`~vae_models.image_vae.ImageVAE`).
         pixel_filters: F, hidden channels of the pixel decoder (c(z) has F / 2).
         receptive_radius: R, the pixel decoder reads the R rows above and R columns either side.
         n_mixtures: M, logistic components per pixel.
@@ -88,7 +81,6 @@ class PixelVAE(LatentVariableModel):
             :class:`~vae_models.base.LatentVariableModel`.
     """
 
-    n_categories = N_LEVELS
     decoded_label = "one draw x ~ P(x|z)"  # what decode_to_pixels gives (figure titles)
 
     def __init__(
@@ -108,28 +100,21 @@ class PixelVAE(LatentVariableModel):
         lr: float = 1e-3,
         lr_final_factor: float = 1.0,
     ) -> None:
-        latent_shape = check_latent_shape(latent_shape)
-        check_networks(n_filters, n_layers)
         check(integer=True, minimum=2, pixel_filters=pixel_filters)
         check(minimum=0, aux_weight=aux_weight)
-        self.extra_terms = extra_terms(latent_shape[0])
-        super().__init__(lr, lr_final_factor, free_bits, kl_warmup_steps, beta)
+        super().__init__(
+            latent_shape, n_filters, n_layers, lr, lr_final_factor, free_bits, kl_warmup_steps, beta
+        )
         self.save_hyperparameters()
-        self.latent_shape = latent_shape
         cond_channels = pixel_filters // 2
-        self.encoder = encoder(n_filters, latent_shape, n_layers)
-        self.cond_net = decoder(n_filters, latent_shape, n_layers, cond_channels)
+        self.cond_net = decoder(n_filters, self.latent_shape, n_layers, cond_channels)
         self.pixelcnn = ConditionalPixelCNN(
             cond_channels, pixel_filters, receptive_radius, n_mixtures, float(pixel_dropout)
         )
-        self.prior = make_prior(prior, latent_shape)
+        self.prior = make_prior(prior, self.latent_shape)
         self.aux_weight = float(aux_weight)
         self.aux_head = AuxiliaryDecoder(cond_channels) if aux_weight > 0 else None
         self._last_cond: Tensor | None = None
-
-    @property
-    def n_dims(self) -> int:
-        return math.prod(IMAGE_SHAPE)
 
     @property
     def receptive_radius(self) -> int:
@@ -161,21 +146,13 @@ class PixelVAE(LatentVariableModel):
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(μ, logvar) of q(z|x) for 8-bit images ``x``."""
-        self._check_x(x)
+        self.check_images(x)
         return self.encode(x)
 
-    def posterior_mean(self, x: Tensor) -> Tensor:
-        """The mean of q(z|x) for 8-bit images ``x``."""
-        return self.posterior(x)[0]
-
     # ------------------------------------------------------------------ bound (nats)
-    def _check_x(self, x: Tensor) -> None:
-        check = not self.batches_within(0, N_LEVELS - 1)
-        check_categorical(x, N_LEVELS, IMAGE_SHAPE, "PixelVAE", values=check)
-
     def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
         """Per-example nats: ``nll`` = −ELBO = ``recon`` + ``kl``; ``kl_ch<j>`` sum to ``kl``."""
-        self._check_x(x)
+        self.check_images(x)
         mu_z, logvar_z = self.encode(x)
         z = reparameterize(mu_z, logvar_z)
         cond = self.conditioning(z)
@@ -191,7 +168,7 @@ class PixelVAE(LatentVariableModel):
 
     def log_weights(self, x: Tensor, k: int) -> Tensor:
         """log w_i = log P(x|z_i) + log p(z_i) − log q(z_i|x), z_i ~ q(z|x): ``[k, B]`` nats."""
-        self._check_x(x)
+        self.check_images(x)
         mu_z, logvar_z = self.encode(x)
         rows = []
         for _ in range(k):

