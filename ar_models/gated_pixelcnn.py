@@ -194,7 +194,7 @@ class GatedNet(nn.Module):
 
 
 class GatedPixelCNN(PixelCNNBase):
-    """Gated PixelCNN without a blind spot, optionally class-conditional (module docstring):
+    """Gated PixelCNN without a blind spot, optionally class-conditional (HW1 bonus).
 
         p(x | y) = ∏_i p(x_i | φ_i),    φ = GatedNet(one-hot x, y),
 

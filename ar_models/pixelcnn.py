@@ -188,7 +188,7 @@ class PixelCNNBase(DensityModel):
 
 
 class PixelCNN(PixelCNNBase):
-    """PixelCNN over images ``LongTensor[B, C, H, W]`` in {0..K-1} (module docstring):
+    """PixelCNN over images ``LongTensor[B, C, H, W]`` in {0..K-1} (HW1 §3).
 
         p(x) = ∏_i p(x_i | φ_i),    φ = SpatialNet(one-hot x),
 

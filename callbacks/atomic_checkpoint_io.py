@@ -75,8 +75,9 @@ def _fsync_folder(folder: Path) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """:class:`TorchCheckpointIO` whose local writes are atomic (module docstring); remote paths
-    (``s3://`` ...) are left to Lightning's implementation."""
+    """Lightning's checkpoint IO, writing each local checkpoint atomically (module docstring).
+
+    Remote paths (``s3://`` ...) are left to Lightning's implementation."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None

@@ -7,12 +7,14 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
-from callbacks.figures import evaluating, save_figure, should_draw
+from callbacks.figures import evaluating, model_name, save_figure, should_draw
 from callbacks.hooks import Density, require_hooks
 
 
 class CategoryBars(pl.Callback):
-    """Two bar graphs over the categories {1..K} (the handout's labels), same axes:
+    """Bar graphs of the model's probabilities and of its samples' frequencies, over the data's.
+
+    Two bar graphs over the categories {1..K} (the handout's labels), same axes:
     the model's probabilities p(x) = exp(-nll(x)), and the empirical frequencies of ``n_samples``
     samples of ``model.sample``; both with the training data's own frequencies drawn over them.
 
@@ -44,8 +46,11 @@ class CategoryBars(pl.Callback):
         self, trainer: pl.Trainer, probs: np.ndarray, sample_freq: np.ndarray, data_freq: np.ndarray
     ) -> None:
         labels = np.arange(1, len(probs) + 1)
-        fig = Figure(figsize=(13, 4.2))
+        fig = Figure(figsize=(13, 4.6), layout="constrained")
         axes = fig.subplots(1, 2, sharey=True)
+        fig.suptitle(
+            f"{model_name(trainer)}: the learned distribution over {len(probs)} categories"
+        )
         panels = [
             (axes[0], probs, "model probabilities p(x)"),
             (axes[1], sample_freq, f"frequencies of {self.n_samples} model samples"),

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
+from ar_models.errors import ModelConfigError, check
 from callbacks.figures import save_figure, seeded_evaluation, should_draw
 from callbacks.hooks import ClassConditional, require_hooks
 from callbacks.sample_grid import image_grid
@@ -34,7 +35,9 @@ def class_agreement(images: Tensor, labels: Tensor, n_levels: int, n_classes: in
 
 
 class ClassConditionalGrid(pl.Callback):
-    """Draws ``n_per_class`` samples of every class of a class-conditional model, row c asked for
+    """A grid of samples of a class-conditional model, one row per class.
+
+    Draws ``n_per_class`` samples of every class of a class-conditional model, row c asked for
     class c, as ``figures/<name>.png``: every ``every_n_epochs`` training epochs (as
     ``<name>_step<global step>.png``), at the end of fit, and after testing (the tested weights).
     The draw is seeded (``seed``), so grids at different epochs start from the same random
@@ -59,11 +62,8 @@ class ClassConditionalGrid(pl.Callback):
         seed: int = 0,
         name: str = "class_samples",
     ) -> None:
-        if every_n_epochs < 0 or n_per_class < 1:
-            raise ValueError(
-                f"need every_n_epochs >= 0 and n_per_class >= 1, got {every_n_epochs}, "
-                f"{n_per_class}"
-            )
+        check(integer=True, minimum=0, every_n_epochs=every_n_epochs)
+        check(integer=True, minimum=1, n_per_class=n_per_class)
         self.every_n_epochs = every_n_epochs
         self.n_per_class = n_per_class
         self.seed = seed
@@ -73,7 +73,7 @@ class ClassConditionalGrid(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         require_hooks(self, pl_module, ClassConditional)
         if not pl_module.n_classes:
-            raise ValueError(
+            raise ModelConfigError(
                 f"{type(self).__name__} needs a class-conditional model (n_classes > 0), got "
                 f"{type(pl_module).__name__} with n_classes={pl_module.n_classes}"
             )
@@ -143,7 +143,9 @@ class ClassConditionalGrid(pl.Callback):
         ax.tick_params(length=0)
         for spine in ax.spines.values():
             spine.set_visible(False)
-        caption = f"{len(images)} samples, row c asked for class c, {title}"
+        caption = (
+            f"{type(pl_module).__name__}: {len(images)} samples, row c asked for class c, {title}"
+        )
         if agreement is not None:
             caption += f"; read as their class: {float(agreement.nanmean()):.0%} on average"
             rank_zero_info(

@@ -52,12 +52,14 @@ class MetricsCSVLogger(Logger):
     """Writes ``<save_dir>/metrics.csv`` and ``<save_dir>/hparams.yaml`` (see the module doc).
 
     ``name`` and ``version`` are empty, so Lightning puts checkpoints in ``<save_dir>/checkpoints``.
+    ``class_path``: the model's class, recorded in ``hparams.yaml`` as ``_class_path`` (as in a
+    checkpoint; Lightning leaves it out of the hyper-parameters it logs).
     """
 
-    def __init__(self, save_dir: str | Path) -> None:
+    def __init__(self, save_dir: str | Path, class_path: str | None = None) -> None:
         super().__init__()
         self._save_dir = Path(save_dir)
-        self.hparams: dict[str, Any] = {}
+        self.hparams: dict[str, Any] = {} if class_path is None else {"_class_path": class_path}
         self._header: list[str] | None = None  # the file's columns, read on the first row
 
     @property
@@ -115,7 +117,9 @@ class MetricsCSVLogger(Logger):
 
 
 class TrimMetricsOnResume(pl.Callback):
-    """When ``fit`` resumes from a checkpoint, drops from ``metrics.csv`` the rows logged at or
+    """Drops from ``metrics.csv`` the rows that a resumed fit logs again.
+
+    When ``fit`` resumes from a checkpoint, drops from ``metrics.csv`` the rows logged at or
     after the checkpoint's step: the resumed run logs those steps again."""
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
-from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from ar_models.errors import check
+from callbacks.figures import FitAndTestEndFigure, evaluating, model_name, save_figure, should_draw
 from callbacks.hooks import Density, require_hooks
 
 
@@ -33,7 +34,9 @@ def kl_bits_per_dim(p: np.ndarray, q: np.ndarray) -> float:
 
 
 class Density2D(FitAndTestEndFigure):
-    """Three images over the K×K states (x1 = row, x2 = column), one grey scale (the top 0.1%
+    """The learned density of pairs beside a histogram of samples and the true density.
+
+    Three images over the K×K states (x1 = row, x2 = column), one grey scale (the top 0.1%
     of the learned and reference values saturate):
 
     * a 2-D histogram (K bins per side) of ``n_samples`` draws of ``model.sample``, as frequencies;
@@ -57,10 +60,8 @@ class Density2D(FitAndTestEndFigure):
     def __init__(
         self, n_samples: int = 100000, every_n_epochs: int = 0, name: str = "density_2d"
     ) -> None:
-        if n_samples < 1 or every_n_epochs < 0:
-            raise ValueError(
-                f"need n_samples >= 1 and every_n_epochs >= 0, got {n_samples}, {every_n_epochs}"
-            )
+        check(integer=True, minimum=1, n_samples=n_samples)
+        check(integer=True, minimum=0, every_n_epochs=every_n_epochs)
         self.n_samples = n_samples
         self.every_n_epochs = every_n_epochs
         self.name = name
@@ -124,5 +125,5 @@ class Density2D(FitAndTestEndFigure):
             ax.set_xlabel("x2 (column)")
         axes[0].set_ylabel("x1 (row)")
         fig.colorbar(shown, ax=list(axes), shrink=0.9, label="probability (one scale)")
-        fig.suptitle(suptitle)
+        fig.suptitle(f"{model_name(trainer)}: {suptitle}")
         save_figure(trainer, fig, self.name, step)

@@ -19,6 +19,8 @@ import torch
 from pytorch_lightning.callbacks import EMAWeightAveraging
 from pytorch_lightning.trainer.states import TrainerFn
 
+from ar_models.errors import ModelConfigError
+
 
 def fitting(trainer: pl.Trainer) -> bool:
     return trainer.state.fn == TrainerFn.FITTING
@@ -34,7 +36,7 @@ class EMA(EMAWeightAveraging):
 
     def __init__(self, decay: float = 0.999, update_starting_at_step: int | None = None) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"decay must be in (0, 1), got {decay}")
+            raise ModelConfigError(f"decay must be in (0, 1), got {decay}")
         super().__init__(decay=decay, update_starting_at_step=update_starting_at_step)
 
     def _follow_until_started(self, pl_module: pl.LightningModule) -> None:

@@ -62,14 +62,23 @@ def seeded_evaluation(module: pl.LightningModule, seed: int) -> Iterator[None]:
         yield
 
 
+def model_name(trainer: pl.Trainer | None, pl_module: object | None = None) -> str:
+    """The class name of the model a figure shows (``pl_module``, else the trainer's), which every
+    figure title starts with."""
+    module = pl_module if pl_module is not None else getattr(trainer, "lightning_module", None)
+    return type(module).__name__ if module is not None else "model"
+
+
 def should_draw(trainer: pl.Trainer) -> bool:
     """Figures are drawn on global rank zero only, never during the sanity check."""
     return trainer.is_global_zero and not trainer.sanity_checking
 
 
 class FitAndTestEndFigure(pl.Callback):
-    """A figure callback drawn once when fitting ends and again after testing (the tested weights:
-    ``train.py`` tests the best checkpoint). Subclasses implement ``draw(trainer, pl_module)``."""
+    """A figure callback drawn when fitting ends and again after testing.
+
+    After testing, the figure shows the tested weights (``train.py`` tests the best checkpoint).
+    Subclasses implement ``draw(trainer, pl_module)``."""
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.draw(trainer, pl_module)

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
+from ar_models.errors import check
 from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
 from callbacks.hooks import LatentImageModel, optional_hook, require_hooks
 from callbacks.sample_grid import image_grid
@@ -35,7 +36,9 @@ def first_test_images(trainer: pl.Trainer, n: int) -> torch.Tensor | None:
 
 
 class Interpolations(FitAndTestEndFigure):
-    """One row per pair (a, b) of test images (images 2k and 2k+1 of the test loader): a, then the
+    """Decoded interpolations between the posterior means of pairs of test images.
+
+    One row per pair (a, b) of test images (images 2k and 2k+1 of the test loader): a, then the
     decoder means of z_t = (1 − t) μ_a + t μ_b for ``n_steps`` values of t evenly spaced in [0, 1]
     (μ the posterior means), then b. Drawn at the end of fit and after testing (the tested
     checkpoint) as ``figures/<name>.png``. A model whose ``decode_to_pixels`` is not a mean names
@@ -48,8 +51,8 @@ class Interpolations(FitAndTestEndFigure):
     """
 
     def __init__(self, n_pairs: int = 5, n_steps: int = 10, name: str = "interpolations") -> None:
-        if n_pairs < 1 or n_steps < 2:
-            raise ValueError(f"need n_pairs >= 1 and n_steps >= 2, got {n_pairs}, {n_steps}")
+        check(integer=True, minimum=1, n_pairs=n_pairs)
+        check(integer=True, minimum=2, n_steps=n_steps)
         self.n_pairs = n_pairs
         self.n_steps = n_steps
         self.name = name
@@ -85,7 +88,8 @@ class Interpolations(FitAndTestEndFigure):
         ax.set_axis_off()
         decoded = optional_hook(pl_module, "decoded_label", "decoder means")
         ax.set_title(
-            f"test image a | {decoded} along (1−t)·μ(a) + t·μ(b), t = 0..1 | test image b",
+            f"{type(pl_module).__name__}: test image a | {decoded} along (1−t)·μ(a) + t·μ(b), "
+            "t = 0..1 | test image b",
             fontsize=8,
         )
         save_figure(trainer, fig, self.name)

@@ -16,7 +16,8 @@ import torch
 from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 
-from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from ar_models.errors import check
+from callbacks.figures import FitAndTestEndFigure, evaluating, model_name, save_figure, should_draw
 from callbacks.hooks import GaussianEncoder, require_hooks
 
 LN2 = math.log(2.0)
@@ -45,7 +46,9 @@ def training_points(trainer: pl.Trainer, n: int) -> tuple[torch.Tensor, torch.Te
 
 
 class LatentScatter(FitAndTestEndFigure):
-    """Two panels, drawn at the end of fit and after testing (the tested checkpoint):
+    """The posterior samples of training points in latent space, and the KL per latent dimension.
+
+    Two panels, drawn at the end of fit and after testing (the tested checkpoint):
 
     * z ~ q(z|x) for ``n_points`` training examples (first two latent dimensions), coloured by the
       label where the data has labels, with the prior's 1σ and 2σ circles;
@@ -60,8 +63,7 @@ class LatentScatter(FitAndTestEndFigure):
     """
 
     def __init__(self, n_points: int = 5000, name: str = "latent_scatter") -> None:
-        if n_points < 1:
-            raise ValueError(f"n_points must be >= 1, got {n_points}")
+        check(integer=True, minimum=1, n_points=n_points)
         self.n_points = n_points
         self.name = name
 
@@ -94,8 +96,9 @@ class LatentScatter(FitAndTestEndFigure):
         kl: np.ndarray,
         data_dims: int,
     ) -> None:
-        fig = Figure(figsize=(12, 5))
+        fig = Figure(figsize=(12, 5.3), layout="constrained")
         ax, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+        fig.suptitle(f"{model_name(trainer)}: the latent space")
         z2 = z[:, :2] if z.shape[1] >= 2 else np.c_[z[:, 0], np.zeros(len(z))]
         if labels is None:
             ax.scatter(z2[:, 0], z2[:, 1], s=2, alpha=0.4, color="C0", label="training data")

@@ -73,7 +73,9 @@ def y_limits(history: dict[str, list[tuple[int, float]]], term: str) -> tuple[fl
 
 
 class LossCurves(pl.Callback):
-    """Records ``train/<term>`` every step and ``val/<term>``, ``test/<term>`` per evaluation, and
+    """Curves of the loss and its terms in bits/dim against the training step.
+
+    Records ``train/<term>`` every step and ``val/<term>``, ``test/<term>`` per evaluation, and
     draws one panel per term (x = training step, y = bits/dim) at the end of fit, after a test run,
     and when training stops on an exception.
 

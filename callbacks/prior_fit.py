@@ -1,8 +1,8 @@
 """Fit a VAE's prior to its aggregate posterior at the end of training.
 
 In each of the fit's last ``last_epochs`` epochs, :class:`FitPrior` keeps the posteriors
-(μ, log σ²) of q(z|x) of every training batch (``model.posterior(x)``, gathered from every
-process), and at the start of that epoch's validation calls
+(μ, log σ²) of q(z|x) of every training batch, taken before its step (``model.posterior(x)``,
+gathered from every process), and at the start of that epoch's validation calls
 ``model.prior.fit_to_posteriors(posteriors, steps, seed=epoch)`` (:mod:`vae_models.priors`): a
 learned prior takes ``steps`` Adam steps on −log p(z) at draws z ~ q(z|x); the fitted mixture is
 fitted by EM to the posterior means. The validation, the checkpoints saved from then on, the
@@ -60,17 +60,12 @@ class FitPrior(pl.Callback):
         last = n_epochs is None or trainer.current_epoch >= n_epochs - self.last_epochs
         self._posteriors = [] if last else None
 
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if self._posteriors is None:
             return
-        with torch.no_grad():
+        with torch.no_grad():  # at the weights of the step's own forward pass
             mu, logvar = pl_module.posterior(unpack_batch(batch))
         self._posteriors.append(torch.stack([mu, logvar], 1))
 

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.image import AxesImage
+from matplotlib.patches import Patch, Rectangle
 
-from callbacks.figures import save_figure, should_draw
+from callbacks.figures import model_name, save_figure, should_draw
 from callbacks.hooks import MaskedImageModel, require_hooks
 
 
@@ -59,7 +60,9 @@ def input_gradient(
 
 
 class ReceptiveField(pl.Callback):
-    """At the start of fit, draws ``figures/<name>.png``: the input gradient of the conditional at
+    """Which input pixels one conditional of the model reads, at random initialisation.
+
+    At the start of fit, draws ``figures/<name>.png``: the input gradient of the conditional at
     ``target = (row, col, channel)`` for a freshly initialised copy of the model (left, magnitude
     relative to its maximum) and where it is non-zero (right), with the target pixel marked and the
     nominal receptive field (rows r-R..r, columns c-R..c+R) outlined. For a masked-conv PixelCNN the
@@ -93,20 +96,47 @@ class ReceptiveField(pl.Callback):
         self.draw(trainer, self.gradient, pl_module.receptive_radius)
 
     def draw(self, trainer: pl.Trainer, gradient: np.ndarray, radius: int | None) -> None:
+        """Left: the gradient's magnitude, with a colour bar; right: where it is non-zero, with a
+        key to its shades and outlines."""
         row, col, channel = self.target
-        fig = Figure(figsize=(9, 4.6))
+        fig = Figure(figsize=(10, 5.4), layout="constrained")
         axes = fig.subplots(1, 2)
         peak = gradient.max() if gradient.max() > 0 else 1.0
-        draw_panel(
+        shown = draw_panel(
             axes[0], gradient / peak, self.target, "|∂ log p / ∂x| (max over channels) / max"
         )
+        fig.colorbar(shown, ax=axes[0], shrink=0.8, label=MAGNITUDE_LABEL)
         draw_panel(axes[1], (gradient > 0).astype(float), self.target, "non-zero gradient", radius)
-        axes[1].legend(loc="lower center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
+        add_key(axes[1])
         fig.suptitle(
-            f"Receptive field of p(x[{row}, {col}, {channel}] | ...) at random initialisation",
+            f"{model_name(trainer)}: receptive field of p(x[{row}, {col}, {channel}] | ...) at "
+            "random initialisation",
             fontsize=10,
         )
         save_figure(trainer, fig, self.name)
+
+
+#: the colour bar of the gradient's magnitude
+MAGNITUDE_LABEL = "relative magnitude (black: 0, not read)"
+#: what the two shades of a panel of where the gradient is non-zero mean
+SHADES = {
+    "white": "read: non-zero gradient",
+    "black": "not read: zero gradient (later pixels, blind spot)",
+}
+
+
+def add_key(ax: Axes) -> None:
+    """A legend under ``ax``: what its white and black pixels mean (:data:`SHADES`), then its
+    outlines (the target pixel, the nominal receptive field)."""
+    shades = [Patch(facecolor=c, edgecolor="0.5", label=text) for c, text in SHADES.items()]
+    outlines, _ = ax.get_legend_handles_labels()
+    ax.legend(
+        handles=[*shades, *outlines],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.02),
+        fontsize=8,
+        frameon=False,
+    )
 
 
 def nominal_field(shape: tuple[int, int], target: tuple[int, int], radius: int) -> np.ndarray:
@@ -125,11 +155,12 @@ def draw_panel(
     target: tuple[int, ...],
     title: str,
     radius: int | None = None,
-) -> None:
+) -> AxesImage:
     """``image`` in [0, 1] grey with the target pixel (red) and, where ``radius`` is given, the
-    nominal receptive field (rows r-R..r, columns c-R..c+R, dashed orange) outlined."""
+    nominal receptive field (rows r-R..r, columns c-R..c+R, dashed orange) outlined; returns the
+    image drawn."""
     row, col = target[:2]
-    ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    shown = ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.add_patch(
         Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, ec="red", lw=1.5, label="target")
     )
@@ -149,6 +180,7 @@ def draw_panel(
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+    return shown
 
 
 def comparison_figure(
@@ -167,7 +199,7 @@ def comparison_figure(
         seen = int((support & field).sum())
         title = f"{name}\nreads {seen} of the {int(field.sum())} earlier pixels in its field"
         draw_panel(ax, support.astype(float), target, title, radius)
-    axes[0].legend(loc="lower center", bbox_to_anchor=(0.5, -0.17), fontsize=8, frameon=False)
+    add_key(axes[0])
     row, col, channel = target
     fig.suptitle(
         f"Non-zero gradient of log p(x[{row}, {col}, {channel}] | ...) at random initialisation",

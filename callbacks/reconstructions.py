@@ -17,6 +17,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from ar_models.errors import check
 from callbacks.figures import (
     FitAndTestEndFigure,
     save_figure,
@@ -45,7 +46,9 @@ def reads_digits(trainer: pl.Trainer) -> bool:
 
 
 class Reconstructions(FitAndTestEndFigure):
-    """Figure ``figures/<name>.png`` (at the end of fit and after testing): the first ``n_images``
+    """Test images beside their reconstructions through the posterior mean.
+
+    Figure ``figures/<name>.png`` (at the end of fit and after testing): the first ``n_images``
     test images, each followed by its reconstruction ``decode_to_pixels(posterior_mean(x))``.
 
     During testing, where the DataModule's ``digit_domain`` is ``"mnist"`` and the batches carry
@@ -70,10 +73,9 @@ class Reconstructions(FitAndTestEndFigure):
         seed: int = 0,
         name: str = "reconstructions",
     ) -> None:
-        if n_images < 1 or n_per_row < 1:
-            raise ValueError(f"need n_images >= 1 and n_per_row >= 1, got {n_images}, {n_per_row}")
-        if max_accuracy_images is not None and max_accuracy_images < 1:
-            raise ValueError(f"max_accuracy_images must be >= 1 or None, got {max_accuracy_images}")
+        check(integer=True, minimum=1, n_images=n_images, n_per_row=n_per_row)
+        if max_accuracy_images is not None:
+            check(integer=True, minimum=1, max_accuracy_images=max_accuracy_images)
         self.n_images = n_images
         self.n_per_row = n_per_row
         self.max_accuracy_images = max_accuracy_images
@@ -136,7 +138,8 @@ class Reconstructions(FitAndTestEndFigure):
         ax.imshow(grid, interpolation="nearest")
         ax.set_axis_off()
         decoded = optional_hook(pl_module, "decoded_label", "decoder mean")
-        title = f"test image | reconstruction ({decoded} at z = μ(x)), in pairs"
+        name = type(pl_module).__name__
+        title = f"{name}: test image | reconstruction ({decoded} at z = μ(x)), in pairs"
         if self.last_accuracy is not None and trainer.testing:
             title += f" | recon accuracy {self.last_accuracy:.3f}"
         ax.set_title(title, fontsize=8)

@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 
+from ar_models.errors import check
 from callbacks.figures import save_figure, seeded_evaluation, should_draw
 from callbacks.hooks import ImageSampler, require_hooks
 from metrics.digits import digit_reader, readable
@@ -44,7 +45,9 @@ def digit_caption(trainer: pl.Trainer, images: torch.Tensor, n_levels: int) -> s
 
 
 class SampleGrid(pl.Callback):
-    """Draws ``n_samples`` samples of ``model.sample`` as a ``n_rows``-row grid: every
+    """A grid of seeded model samples, during and at the end of training.
+
+    Draws ``n_samples`` samples of ``model.sample`` as a ``n_rows``-row grid: every
     ``every_n_epochs`` epochs as ``figures/<name>_step<global step>.png`` (0: never) and at the end
     of fit as ``figures/<name>.png``. The draw is seeded (``seed``), so grids at different epochs
     start from the same random numbers. Values are shown scaled by 255/(K-1), K the model's
@@ -71,11 +74,8 @@ class SampleGrid(pl.Callback):
         name: str = "samples",
         sample_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        if every_n_epochs < 0 or n_samples < 1 or n_rows < 1:
-            raise ValueError(
-                "need every_n_epochs >= 0, n_samples >= 1 and n_rows >= 1, got "
-                f"{every_n_epochs}, {n_samples}, {n_rows}"
-            )
+        check(integer=True, minimum=0, every_n_epochs=every_n_epochs)
+        check(integer=True, minimum=1, n_samples=n_samples, n_rows=n_rows)
         self.every_n_epochs = every_n_epochs
         self.n_samples = n_samples
         self.n_rows = n_rows

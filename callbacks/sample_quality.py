@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
+from ar_models.errors import check
 from callbacks.figures import save_figure, seeded_evaluation
 from callbacks.hooks import ImageSampler, require_hooks
 from metrics import SampleQuality
@@ -79,10 +80,8 @@ class SampleQualityMonitor(pl.Callback):
         sample_kwargs: dict[str, Any] | None = None,
         name: str = "sample_quality",
     ) -> None:
-        if every_n_epochs < 0 or n_samples < 2:
-            raise ValueError(
-                f"need every_n_epochs >= 0 and n_samples >= 2, got {every_n_epochs}, {n_samples}"
-            )
+        check(integer=True, minimum=0, every_n_epochs=every_n_epochs)
+        check(integer=True, minimum=2, n_samples=n_samples)
         self.every_n_epochs = every_n_epochs
         self.n_samples = n_samples
         self.seed = seed

@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint, WeightAveraging
 from pytorch_lightning.utilities import rank_zero_warn
 
-from ar_models.errors import NonFiniteLossError
+from ar_models.errors import ModelConfigError, NonFiniteLossError
 from callbacks.atomic_checkpoint_io import use_atomic_checkpoint_io
 
 
@@ -54,7 +54,7 @@ def save_last(trainer: pl.Trainer, path: Path) -> None:
     it goes on rewriting ``last.ckpt`` rather than starting a ``last-v1.ckpt`` beside it."""
     for callback in last_checkpoint_callbacks(trainer, path):
         callback.last_model_path = str(path)
-    trainer.save_checkpoint(path)
+    trainer.save_checkpoint(path, weights_only=False)  # the full state, said (no info line)
 
 
 def check_after_weight_averaging(trainer: pl.Trainer, callback: pl.Callback) -> None:
@@ -64,7 +64,7 @@ def check_after_weight_averaging(trainer: pl.Trainer, callback: pl.Callback) -> 
     position = trainer.callbacks.index(callback)
     later = [c for c in trainer.callbacks[position + 1 :] if isinstance(c, WeightAveraging)]
     if later:
-        raise ValueError(
+        raise ModelConfigError(
             f"{type(callback).__name__} comes before {type(later[0]).__name__} in "
             f"trainer.callbacks; list it after {type(later[0]).__name__}, or its checkpoints "
             "would miss the last update of the averaged weights"

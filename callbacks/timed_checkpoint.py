@@ -35,6 +35,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from ar_models.errors import ModelConfigError
 from callbacks.atomic_checkpoint_io import use_atomic_checkpoint_io
 from callbacks.stop_checkpoint import (
     check_after_weight_averaging,
@@ -59,11 +60,15 @@ class TimedCheckpoint(pl.Callback):
         if isinstance(every_minutes, bool) or not (
             isinstance(every_minutes, (int, float)) and math.isfinite(every_minutes)
         ):
-            raise ValueError(f"every_minutes must be a finite number > 0, got {every_minutes!r}")
+            raise ModelConfigError(
+                f"every_minutes must be a finite number > 0, got {every_minutes!r}"
+            )
         if every_minutes <= 0:
-            raise ValueError(f"every_minutes must be > 0, got {every_minutes!r}")
+            raise ModelConfigError(f"every_minutes must be > 0, got {every_minutes!r}")
         if not filename.endswith(".ckpt") or "/" in filename:
-            raise ValueError(f"filename must be a file name ending in .ckpt, got {filename!r}")
+            raise ModelConfigError(
+                f"filename must be a file name ending in .ckpt, got {filename!r}"
+            )
         self.every_minutes = float(every_minutes)
         self.filename = filename
         self._last_save = time.monotonic()

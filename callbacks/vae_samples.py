@@ -11,13 +11,16 @@ import numpy as np
 import pytorch_lightning as pl
 from matplotlib.figure import Figure
 
-from callbacks.figures import FitAndTestEndFigure, evaluating, save_figure, should_draw
+from ar_models.errors import check
+from callbacks.figures import FitAndTestEndFigure, evaluating, model_name, save_figure, should_draw
 from callbacks.hooks import NoisySampler, require_hooks
 from callbacks.latent_scatter import training_points
 
 
 class VAESamples(FitAndTestEndFigure):
-    """One figure of two panels with shared axes, training data in grey under both:
+    """Samples of a 2-D VAE with and without decoder noise, over the training data.
+
+    One figure of two panels with shared axes, training data in grey under both:
 
     * ``n_samples`` draws of the full generative path, z ~ p(z), x ~ p(x|z);
     * the decoder means x = μ(z) of ``n_samples`` fresh z ~ p(z) (no decoder noise).
@@ -35,8 +38,8 @@ class VAESamples(FitAndTestEndFigure):
     def __init__(
         self, n_samples: int = 2000, n_data: int = 5000, name: str = "vae_samples"
     ) -> None:
-        if n_samples < 1 or n_data < 0:
-            raise ValueError(f"need n_samples >= 1 and n_data >= 0, got {n_samples}, {n_data}")
+        check(integer=True, minimum=1, n_samples=n_samples)
+        check(integer=True, minimum=0, n_data=n_data)
         self.n_samples = n_samples
         self.n_data = n_data
         self.name = name
@@ -57,8 +60,9 @@ class VAESamples(FitAndTestEndFigure):
     def plot(
         self, trainer: pl.Trainer, noisy: np.ndarray, means: np.ndarray, data: np.ndarray | None
     ) -> None:
-        fig = Figure(figsize=(12, 5.5))
+        fig = Figure(figsize=(12, 5.8), layout="constrained")
         axes = fig.subplots(1, 2, sharex=True, sharey=True)
+        fig.suptitle(f"{model_name(trainer)}: {len(noisy)} samples of each kind")
         panels = [
             (axes[0], noisy, "C0", "full path: z ~ p(z), x ~ p(x|z)"),
             (axes[1], means, "C3", "no decoder noise: z ~ p(z), x = μ(z)"),

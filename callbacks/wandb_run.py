@@ -7,6 +7,9 @@ training run.
 * Identity: the W&B run id is kept in ``<run folder>/wandb/run-id``; a resumed fit passes it back
   and W&B continues that run (``resume="allow"``). Offline, each process writes its own
   ``wandb/offline-run-*`` folder under the same id, and ``wandb sync`` joins them into one run.
+* Evaluations (``test``, ``validate``, ``predict`` of a checkpoint) log into the W&B run of the
+  checkpoint's fit, continued by that id, and leave its config as it is; where the fit kept no id
+  (W&B was off), into a new run named ``<run folder name>-<subcommand>``.
 """
 
 from __future__ import annotations
@@ -41,13 +44,20 @@ def wandb_mode() -> str:
 
 
 class RunWandbLogger(WandbLogger):
-    """Lightning's ``WandbLogger`` for one run folder ``root``: with ``resume``, the id kept in
-    ``<root>/wandb/run-id`` (:meth:`remember_id`) is passed back to W&B, which continues that run.
+    """Lightning's ``WandbLogger`` for the W&B run of one run folder.
+
+    With ``resume``, the id kept in ``<root>/wandb/run-id`` (:meth:`remember_id`) is passed back
+    to W&B, which continues that run (``continues_run``). ``keeps_id=False`` (an evaluation)
+    never writes the id file.
     """
 
-    def __init__(self, root: str | Path, resume: bool, **kwargs: Any) -> None:
+    def __init__(
+        self, root: str | Path, resume: bool, keeps_id: bool = True, **kwargs: Any
+    ) -> None:
         self.id_file = Path(root) / ID_FILE
+        self.keeps_id = keeps_id
         run_id = self.id_file.read_text().strip() if resume and self.id_file.is_file() else None
+        self.continues_run = run_id is not None
         super().__init__(save_dir=str(root), id=run_id, **kwargs)
         # Lightning passes anonymous=None to wandb.init, which prints a deprecation warning that
         # users cannot act on; tests/cli/test_lightning_private.py guards this private attribute.
@@ -55,11 +65,15 @@ class RunWandbLogger(WandbLogger):
 
     def remember_id(self) -> None:
         """Write the W&B run id into the run folder (rank zero; starts the W&B run)."""
+        if not self.keeps_id:
+            return
         self.id_file.parent.mkdir(parents=True, exist_ok=True)
         self.id_file.write_text(f"{self.experiment.id}\n")
 
 
-def wandb_logger(root: str | Path, run_name: str, resume: bool) -> RunWandbLogger | None:
+def wandb_logger(
+    root: str | Path, run_name: str | None, resume: bool, keeps_id: bool = True
+) -> RunWandbLogger | None:
     """The W&B logger of the run folder ``root`` (None when ``WANDB_MODE=disabled``)."""
     mode = wandb_mode()
     if mode == "disabled":
@@ -71,8 +85,18 @@ def wandb_logger(root: str | Path, run_name: str, resume: bool) -> RunWandbLogge
         )
     os.environ.setdefault("WANDB_SILENT", "true")
     return RunWandbLogger(
-        root, resume, name=run_name, project=WANDB_PROJECT, offline=mode == "offline"
+        root, resume, keeps_id, name=run_name, project=WANDB_PROJECT, offline=mode == "offline"
     )
+
+
+def evaluation_wandb_logger(root: str | Path, subcommand: str) -> RunWandbLogger | None:
+    """The W&B logger of an evaluation of a checkpoint of the run folder ``root``: the fit's own
+    W&B run where ``<root>/wandb/run-id`` keeps its id, else a new run named
+    ``<folder name>-<subcommand>``; None when ``WANDB_MODE=disabled``."""
+    root = Path(root)
+    continues = (root / ID_FILE).is_file()
+    name = None if continues else f"{root.name}-{subcommand}"  # a continued run keeps its name
+    return wandb_logger(root, name, resume=continues, keeps_id=False)
 
 
 def finish_wandb(exit_code: int) -> None:

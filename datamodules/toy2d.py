@@ -14,6 +14,7 @@ train.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,14 +133,17 @@ def true_nll_bpd(x: np.ndarray, dataset: int, count: int = 100000) -> float:
 
 
 class Toy2DDataModule(ArrayDataModule):
-    """HW3 §1: ``count`` points of the handout's ``sample_data_<dataset>()``; first 80% train,
-    last 20% test, a seeded ``val_fraction`` of train held out for validation.
+    """HW3 §1: ``count`` points of the handout's ``sample_data_<dataset>()``, split 80/20.
+
+    The first 80% train, the last 20% test, a seeded ``val_fraction`` of train held out for
+    validation.
 
     Args:
         dataset: 1, 2 (Gaussian, unlabelled) or 3 (three clusters, labelled).
         count: number of points (the handout's 100,000).
         data_seed: seed of ``np.random.RandomState`` in ``sample_data_<k>`` (the handout's 0).
-        batch_size, val_fraction, seed, num_workers: see :class:`ArrayDataModule`.
+        kwargs: ``batch_size``, ``val_fraction``, ``seed``, ``num_workers`` of
+            :class:`~datamodules.base.ArrayDataModule`.
     """
 
     def __init__(
@@ -147,12 +151,9 @@ class Toy2DDataModule(ArrayDataModule):
         dataset: int = 1,
         count: int = 100000,
         data_seed: int = 0,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, val_fraction, seed, num_workers)
+        super().__init__(**kwargs)
         check_dataset(dataset)
         check(DataError, count=count, integer=True, minimum=1)
         if dataset == 3 and count < 3:

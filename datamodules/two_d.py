@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import matplotlib.cbook
 import matplotlib.image
@@ -151,7 +152,8 @@ class Distribution2DDataModule(ArrayDataModule):
         count: number of draws (the handout's 100,000).
         data_seed: seed of the draws.
         sum_tolerance: how far from 1 the sum of a user's array may be and still be renormalised.
-        batch_size, val_fraction, seed, num_workers: see :class:`ArrayDataModule`.
+        kwargs: ``batch_size``, ``val_fraction``, ``seed``, ``num_workers`` of
+            :class:`~datamodules.base.ArrayDataModule`.
     """
 
     def __init__(
@@ -161,12 +163,9 @@ class Distribution2DDataModule(ArrayDataModule):
         count: int = 100000,
         data_seed: int = 0,
         sum_tolerance: float = 1e-3,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, val_fraction, seed, num_workers)
+        super().__init__(**kwargs)
         check(DataError, count=count, integer=True, minimum=1)
         check(DataError, size=size, integer=True, minimum=1)
         if size < 2:

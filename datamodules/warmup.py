@@ -6,6 +6,7 @@ Batches are ``LongTensor[B]``: the category index ``x - 1`` of the handout's ``x
 from __future__ import annotations
 
 from math import sqrt
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,8 @@ class WarmupDataModule(ArrayDataModule):
     Args:
         count: number of samples drawn (the handout's 10,000).
         data_seed: seed of ``np.random.RandomState`` in ``sample_data`` (the handout's 0).
-        batch_size, val_fraction, seed, num_workers: see :class:`ArrayDataModule`.
+        kwargs: ``batch_size``, ``val_fraction``, ``seed``, ``num_workers`` of
+            :class:`~datamodules.base.ArrayDataModule`.
     """
 
     n_categories = N_CATEGORIES
@@ -43,12 +45,9 @@ class WarmupDataModule(ArrayDataModule):
         self,
         count: int = 10000,
         data_seed: int = 0,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, val_fraction, seed, num_workers)
+        super().__init__(**kwargs)
         self.count = count
         self.data_seed = data_seed
 

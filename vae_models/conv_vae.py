@@ -61,8 +61,9 @@ PRIOR_TRAININGS = ("elbo", "posterior")
 
 
 class ConvVAE(ImageVAE):
-    """Convolutional VAE for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative
-    ELBO in nats including the discretisation term (module docstring).
+    """Convolutional VAE for 8-bit 32×32 RGB images (HW3 §2).
+
+    ``nll`` is the negative ELBO in nats including the discretisation term (module docstring).
 
     Args:
         prior: ``"normal"``, ``"flow"`` or ``"fitted"`` (:func:`vae_models.image_vae.make_prior`).

@@ -63,8 +63,9 @@ from vae_models.pixel_decoder import AuxiliaryDecoder, CachedPixelCNN, Condition
 
 
 class PixelVAE(ImageVAE):
-    """VAE with a limited-receptive-field conditional PixelCNN decoder and a discretised mixture
-    of logistics, for ``LongTensor[B, 3, 32, 32]`` 8-bit images; ``nll`` is the negative ELBO in
+    """VAE with a limited-receptive-field PixelCNN decoder for 8-bit images (HW3 bonus).
+
+    The decoder's output is a discretised mixture of logistics; ``nll`` is the negative ELBO in
     nats (module docstring), comparable with :class:`ConvVAE`'s.
 
     Args:

@@ -17,9 +17,11 @@ from callbacks.hooks import (
     MaskedImageModel,
     MissingHooksError,
     NoisySampler,
+    PriorModel,
     missing_hooks,
 )
 from callbacks.interpolations import Interpolations
+from callbacks.prior_fit import FitPrior
 from callbacks.receptive_field import ReceptiveField
 from callbacks.sample_grid import SampleGrid
 from callbacks.vae_samples import VAESamples
@@ -93,6 +95,13 @@ def test_the_protocols_are_runtime_checkable():
     assert isinstance(vae, LatentImageModel) and isinstance(vae, NoisySampler)
     assert not isinstance(pixelcnn, LatentImageModel)
     assert isinstance(pixelcnn, MaskedImageModel) and isinstance(pixelcnn, ImageSampler)
+    assert isinstance(vae, PriorModel) and not isinstance(pixelcnn, PriorModel)
+
+
+def test_fit_prior_needs_a_model_with_a_prior():
+    with pytest.raises(MissingHooksError, match="FitPrior .* PixelCNN lacks: prior, posterior"):
+        FitPrior().setup(None, tiny_pixelcnn(), "fit")
+    FitPrior().setup(None, tiny_conv_vae(), "fit")
 
 
 def build(spec: dict):
@@ -105,7 +114,8 @@ def test_every_config_model_has_the_hooks_of_its_callbacks(name):
     config = train.resolved_config(str(CONFIG_ROOT / name))
     model = build(config["model"])
     checked = 0
-    for spec in config["trainer"]["callbacks"] or []:
+    prior_fit = [config["prior_fit"]] if config.get("prior_fit") else []
+    for spec in (config["trainer"]["callbacks"] or []) + prior_fit:
         callback = build(spec)
         if type(callback).setup is not pl.Callback.setup:  # a callback that checks its model
             callback.setup(None, model, "fit")

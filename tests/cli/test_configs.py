@@ -94,7 +94,7 @@ def test_a_config_that_loads_a_base_runs_from_another_folder(tmp_path, monkeypat
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["init_args"]["decoder_variance"] == "isotropic"  # overridden
     assert config["data"]["init_args"]["dataset"] == 2  # overridden
-    assert config["model"]["init_args"]["hidden"] == 128  # from vae2d.yaml
+    assert config["model"]["init_args"]["hidden_sizes"] == [128, 128]  # from vae2d.yaml
     callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in config["trainer"]["callbacks"]]
     assert {"VAESamples", "LatentScatter"} <= set(callbacks)  # from vae2d.yaml
     assert (run / "figures" / "latent_scatter.png").is_file()
@@ -124,3 +124,21 @@ def test_a_base_and_its_overrides_resolve_as_written_out(tmp_path):
     (tmp_path / "nested.yaml").write_text("config: base.yaml\ntrainer:\n  max_epochs: 2\n")
     nested = train.resolved_config(str(tmp_path / "nested.yaml"))
     assert nested["trainer"]["max_epochs"] == 2 and nested["trainer"]["log_every_n_steps"] != 1
+
+
+def test_a_family_of_configs_chains_its_bases():
+    """The GPU-sized svhn_vae_af.yaml loads svhn_vae_af_quick.yaml, which loads svhn_vae_quick.yaml:
+    the sizes of the first, the prior and its ``prior_fit`` of the second, the rest of the third."""
+    af = train.resolved_config("hw3/svhn_vae_af.yaml")
+    model = af["model"]["init_args"]
+    assert (model["n_filters"], model["n_layers"], model["prior"]) == (128, 5, "flow")
+    assert (model["prior_components"], model["prior_training"]) == (10, "posterior")
+    assert model["beta"] == 4.0 and model["latent_shape"] == [32, 1, 1]  # from the family base
+    assert af["prior_fit"]["class_path"] == "callbacks.prior_fit.FitPrior"
+    assert af["prior_fit"]["init_args"] == {"last_epochs": 1, "steps": 6000}
+    assert af["data"]["init_args"]["batch_size"] == 128 and af["trainer"]["max_epochs"] == 20
+    callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in af["trainer"]["callbacks"]]
+    assert "SampleQualityMonitor" in callbacks  # the base's list, whole
+    fitted = train.resolved_config("hw3/svhn_vae_fitted.yaml")
+    assert fitted["prior_fit"]["init_args"]["last_epochs"] == 3
+    assert train.resolved_config("hw3/svhn_vae.yaml")["prior_fit"] is None

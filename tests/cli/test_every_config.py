@@ -76,6 +76,8 @@ def check_run(name: str, root: Path, cli) -> None:
     assert cli.trainer.global_step == 1
     assert cli.trainer.state.finished
     assert (root / "figures" / "loss_curves.png").is_file(), sorted(root.rglob("*"))
+    if cli.config["fit"].get("prior_fit"):  # the config's prior fit joins the callbacks
+        assert any(type(c).__name__ == "FitPrior" for c in cli.trainer.callbacks)
 
 
 @pytest.mark.parametrize("name", DEFAULT)

@@ -66,3 +66,20 @@ def run_config(run_dir: Path) -> dict[str, Any]:
             key = item.key or ".".join(item.nested_key)
             config[key] = json.loads(item.value_json)
     return config
+
+
+def run_name(run_dir: Path) -> str:
+    """The W&B run name (display name) recorded in an ``offline-run-*`` folder."""
+    for record in records(run_file(run_dir)):
+        if record.WhichOneof("record_type") == "run":
+            return record.run.display_name
+    raise AssertionError(f"no run record in {run_dir}")
+
+
+def history_keys(run_dir: Path) -> set[str]:
+    """Every key logged to the run's history (metrics, and images as ``<key>.<field>``)."""
+    keys: set[str] = set()
+    for record in records(run_file(run_dir)):
+        if record.WhichOneof("record_type") == "history":
+            keys.update(item.key or ".".join(item.nested_key) for item in record.history.item)
+    return keys
