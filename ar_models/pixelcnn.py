@@ -228,17 +228,19 @@ class PixelCNN(PixelCNNBase):
         super().__init__(image_shape, n_categories, palette_codes, lr)
         self.save_hyperparameters()
         channels = self.image_shape[0]
-        self.channel_head = channel_head(
-            channel_model, channels, n_categories, feature_dim or n_filters, made_hidden_sizes
-        )
+        made = channel_model == "made"
+        features = (feature_dim or n_filters) if made else channels * n_categories
         self.net = SpatialNet(
             channels * n_categories,
-            self.channel_head.features,
+            features,
             n_filters,
             n_layers,
             kernel_size,
             first_kernel,
             tuple(dilations),
+        )
+        self.channel_head = channel_head(
+            channel_model, channels, n_categories, features, made_hidden_sizes
         )
 
     def features(self, t_in: Tensor, y: Tensor | None = None) -> Tensor:
