@@ -126,7 +126,7 @@ def cli_class() -> type:
                 run_folder.prepare_fresh_fit(self.trainer, self.datamodule)
 
         def after_fit(self) -> None:
-            run_folder.test_after_fit(self.trainer, self.model, self.datamodule)
+            run_folder.evaluate_after_fit(self.trainer, self.model, self.datamodule)
 
         def before_evaluation(self) -> None:
             run_folder.set_aside_earlier_evaluation(self.trainer, self.subcommand)

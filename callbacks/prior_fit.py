@@ -79,5 +79,5 @@ class FitPrior(pl.Callback):
         prior = pl_module.prior
         steps = 1 if trainer.fast_dev_run else self.steps
         losses = prior.fit_to_posteriors(posteriors, steps, seed=trainer.current_epoch)
-        if losses and any(p.requires_grad for p in prior.parameters()):
+        if losses and prior.trainable:
             pl_module.log("train/prior_fit_nll", losses[-1], on_step=False, on_epoch=True)

@@ -176,7 +176,7 @@ def prepare_fresh_fit(trainer: pl.Trainer, datamodule: pl.LightningDataModule | 
     archive_previous_run(Path(trainer.default_root_dir))
 
 
-def test_after_fit(
+def evaluate_after_fit(
     trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.LightningDataModule | None
 ) -> None:
     """Test what :func:`checkpoint_to_test` names and write ``results.json`` (not after a

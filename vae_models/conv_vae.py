@@ -172,7 +172,7 @@ class ConvVAE(ImageVAE):
         z, mu_z, logvar_z = draws
         normal = elbo_terms(terms["recon"], kl_std_normal_per_dim(mu_z, logvar_z))
         change = self.kl_objective_change(normal) + normal["kl"].mean() - terms["kl"].mean()
-        if any(p.requires_grad for p in self.prior.parameters()):
+        if self.prior.trainable:
             change = change - self.prior.log_prob(z.detach()).mean()
         return change
 

@@ -55,6 +55,12 @@ class Prior(nn.Module):
         # follows .to() and .double(): the device and dtype of the draws
         self.register_buffer("anchor", torch.zeros(()), persistent=False)
 
+    @property
+    def trainable(self) -> bool:
+        """Whether the prior has parameters that gradients train (N(0, I) and the EM-fitted
+        mixture have none)."""
+        return any(p.requires_grad for p in self.parameters())
+
     def log_prob_elements(self, z: Tensor) -> Tensor:
         """log p(z_d | z_<d) for every element, shaped like ``z`` (nats)."""
         raise NotImplementedError
@@ -88,7 +94,7 @@ class Prior(nn.Module):
         :data:`FIT_BATCH` draws z ~ q(z|x) of posteriors ``[N, 2, *shape]`` picked at random
         (seeded by ``seed``, so every process takes the same steps); returns each step's mean
         −log p(z) in nats."""
-        if not any(p.requires_grad for p in self.parameters()):
+        if not self.trainable:
             raise ModelConfigError(f"{type(self).__name__} has no parameters to fit")
         check(integer=True, minimum=1, steps=steps)
         generator = torch.Generator(device=posteriors.device).manual_seed(seed)
